@@ -1,0 +1,179 @@
+/* engine/engine.h — the one public header of strata's engine library.
+ *
+ * Owns: Keras model configs (to_json of Keras 1/2/tf.keras/3), shape
+ * inference, Keras HDF5 weight files (read into a plain summary, written
+ * back as partial sets), validation of weights against an architecture, and
+ * the CNN forward pass on OpenBLAS.
+ * Does not own: HTTP, SQL, files other than the one it is handed.
+ *
+ * Conventions
+ * - Fallible calls return eng_code (0 = ENG_OK) and fill the caller-owned
+ *   eng_error (first error wins); out-parameters are set only on success.
+ * - json_t results are NEW references (caller json_decref); field names are
+ *   the API contract's (shared/design/api.md).
+ * - An eng_arch and an eng_model are immutable once built and may be shared
+ *   between threads; each predict call brings its own eng_workspace.
+ * - Never prints, exits or aborts on bad input; messages name the subject:
+ *   "layer 'dense_1': kernel shape [5408,12], expected [5408,10]".
+ */
+#ifndef STRATA_ENGINE_H
+#define STRATA_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+typedef enum eng_code {
+    ENG_OK = 0,
+    ENG_ERR_ARCH = 1,        /* invalid or unsupported architecture (422 invalid_architecture) */
+    ENG_ERR_WEIGHTS = 2,     /* weights do not fit / not finite (422 invalid_weights) */
+    ENG_ERR_FORMAT = 3,      /* not HDF5, not a Keras layout, refused construct (422 invalid_weights) */
+    ENG_ERR_INPUT = 4,       /* bad predict input (400) */
+    ENG_ERR_IO = 5,
+    ENG_ERR_NOMEM = 6,
+    ENG_ERR_LIMIT = 7,       /* a bound in ENG_MAX_* exceeded (422) */
+    ENG_ERR_INTERNAL = 8
+} eng_code;
+
+/* Caller-owned. details is NULL or a NEW json object, e.g.
+ * {"layer":"conv2d_1","reason":"…","path":"config.layers[3]"} for an
+ * architecture, or {"problems":[…]} for weights; release with eng_error_release(). */
+typedef struct eng_error {
+    eng_code code;
+    char msg[512];
+    json_t *details;
+} eng_error;
+
+const char *eng_strerror(eng_code code);
+void eng_error_release(eng_error *err);   /* err may be NULL */
+
+/* Bounds on untrusted input; each with its reason. */
+#define ENG_MAX_RANK      8            /* Keras CNN tensors have rank <= 5 */
+#define ENG_MAX_LAYERS    4096         /* far above any Keras CNN */
+#define ENG_MAX_TENSORS   16384
+#define ENG_MAX_NAME      256          /* layer / weight names */
+#define ENG_MAX_ELEMENTS  (1ULL << 32) /* per tensor: 16 GiB of float32 */
+
+typedef enum eng_dtype {
+    ENG_DT_F32 = 0, ENG_DT_F64, ENG_DT_F16, ENG_DT_I64, ENG_DT_I32, ENG_DT_OTHER
+} eng_dtype;
+const char *eng_dtype_name(eng_dtype dt);   /* "float32", "float64", ... */
+
+/* ---- architectures ------------------------------------------------------ */
+
+typedef struct eng_arch eng_arch;   /* opaque, immutable after parse */
+
+/* Parse model.to_json() text (Keras 1.x, 2.x, tf.keras, 3.x; Sequential or
+ * Functional), infer every layer's output shape and weight specs.
+ * ENG_ERR_ARCH names the layer and reason in err->details. */
+eng_code eng_arch_parse(const char *json_text, size_t len, eng_arch **out, eng_error *err);
+void eng_arch_free(eng_arch *a);   /* NULL ok */
+
+/* Canonical config text (sorted keys, compact) whose sha256 is the id;
+ * borrowed. */
+const char *eng_arch_canonical(const eng_arch *a);
+/* "sha256:<hex>" of eng_arch_canonical(); borrowed. */
+const char *eng_arch_id(const eng_arch *a);
+/* {"framework":"keras","keras_version"?,"input_shape":[…],"output_shape":[…],
+ *  "params":N,"trainable_params":N,"non_trainable_params":N,
+ *  "layers":[{"name","class","output_shape":[…],"weights":[{"name","shape","dtype"}…]}…]} */
+json_t *eng_arch_to_json(const eng_arch *a);
+
+/* ---- weight files ------------------------------------------------------- */
+
+typedef enum eng_format {
+    ENG_FMT_KERAS2_WEIGHTS = 0,   /* save_weights: root layer_names (Keras 1/2/tf.keras) */
+    ENG_FMT_KERAS2_MODEL,         /* model.save('x.h5'): model_weights group */
+    ENG_FMT_KERAS3_WEIGHTS,       /* Keras 3 .weights.h5: layers/<name>/vars/N */
+    ENG_FMT_KERAS3_ARCHIVE        /* Keras 3 .keras zip holding model.weights.h5 */
+} eng_format;
+const char *eng_format_name(eng_format f);  /* "keras2-weights", "keras2-model", "keras3-weights", "keras3-archive" */
+
+/* One dataset of a layer. */
+typedef struct eng_tensor {
+    char *name;          /* Keras weight name as the file says it: "conv2d_1/kernel:0",
+                          * "dense_1_W", or the var index "0" for Keras 3 */
+    char *path;          /* HDF5 path of the dataset inside the HDF5 file */
+    int rank;
+    int64_t shape[ENG_MAX_RANK];
+    eng_dtype dtype;
+    uint64_t offset;     /* absolute file offset of the contiguous raw data
+                          * (archive member offset already added), or
+                          * ENG_NO_OFFSET when not contiguous (then unreadable) */
+    uint64_t nbytes;     /* raw size in the file */
+} eng_tensor;
+#define ENG_NO_OFFSET UINT64_MAX
+
+typedef struct eng_wlayer {
+    char *name;          /* legacy: the layer_names entry; Keras 3: the group path
+                          * below layers/ ("dense_1", "sequential/layers/random_flip") */
+    char *attr_name;     /* Keras 3.6+ vars@name attribute, or NULL */
+    size_t ntensors;
+    eng_tensor *tensors; /* legacy: weight_names order; Keras 3: numeric var order */
+} eng_wlayer;
+
+/* The plain summary of a weight file: everything the server needs without
+ * libhdf5. Safe to produce in a sandboxed child and send back as JSON. */
+typedef struct eng_summary {
+    eng_format format;
+    char *keras_version;     /* or NULL */
+    char *backend;           /* or NULL */
+    char *model_config;      /* JSON text embedded in the file (model_config attr or
+                              * the archive's config.json), or NULL */
+    uint64_t file_size;
+    uint64_t hdf5_offset;    /* where the HDF5 image starts (0, or inside a zip) */
+    uint64_t hdf5_size;
+    size_t nlayers;
+    eng_wlayer *layers;      /* legacy: layer_names order; Keras 3: HDF5 order */
+} eng_summary;
+
+/* Read the file's structure with libhdf5. Refuses external links, external
+ * storage, virtual datasets, filters, and declared sizes beyond the file
+ * (ENG_ERR_FORMAT with a reason). Reads no tensor data beyond what the
+ * structure needs. */
+eng_code eng_summary_read(const char *path, eng_summary **out, eng_error *err);
+void eng_summary_free(eng_summary *s);      /* NULL ok */
+/* Lossless JSON form (for the sandbox pipe) and back. from_json re-checks
+ * every bound (rank, counts, offset + nbytes within file_size). */
+json_t *eng_summary_to_json(const eng_summary *s);
+eng_code eng_summary_from_json(const json_t *j, eng_summary **out, eng_error *err);
+
+/* Read one tensor's data as float32 into dst (count elements) with pread on
+ * fd, converting from its stored dtype; no libhdf5. */
+eng_code eng_tensor_read_f32(int fd, const eng_tensor *t, float *dst, size_t count, eng_error *err);
+
+/* The contract's "layers" array for a file without an architecture:
+ * [{"name","digest":"sha256:…","params","weights":[{"name","shape","dtype"}]}]
+ * digest = sha256 over the layer's raw tensor bytes in order (NULL when it has none). */
+eng_code eng_summary_layers_json(int fd, const eng_summary *s, json_t **out, eng_error *err);
+
+/* ---- validation and compatibility --------------------------------------- */
+
+/* Check a weight file against an architecture: layers mapped by name
+ * (legacy) or by Keras 3 naming in model order; count, shapes, dtypes,
+ * finiteness; then one forward pass on the fixed probe input must be finite.
+ * ENG_OK: *report = {"status":"passed","probe_output":[…]} and *layers the
+ * contract's "layers" array, named as the architecture names them.
+ * ENG_ERR_WEIGHTS: err->details = {"problems":[{"layer","weight","expected","found"} |
+ * {"layer","problem":"missing"|"unexpected"|"nan"|"dtype"}…]} listing every problem. */
+eng_code eng_validate(const eng_arch *a, const eng_summary *s, int fd,
+                      json_t **report, json_t **layers, eng_error *err);
+
+/* ---- forward pass ------------------------------------------------------- */
+
+typedef struct eng_model eng_model;          /* arch + weights, immutable */
+typedef struct eng_workspace eng_workspace;  /* per caller, reused across calls */
+
+eng_code eng_model_load(const eng_arch *a, const eng_summary *s, int fd,
+                        eng_model **out, eng_error *err);
+void eng_model_free(eng_model *m);           /* NULL ok */
+/* Elements of one input (H*W*C) and one output. */
+size_t eng_model_input_size(const eng_model *m);
+size_t eng_model_output_size(const eng_model *m);
+eng_workspace *eng_workspace_new(void);
+void eng_workspace_free(eng_workspace *ws);  /* NULL ok */
+/* in: batch * input_size floats, channels last; out: batch * output_size. */
+eng_code eng_model_predict(const eng_model *m, eng_workspace *ws, const float *in,
+                           size_t batch, float *out, eng_error *err);
+
+#endif

@@ -1,0 +1,1 @@
+/* server/placeholder */ typedef int srv_placeholder;

@@ -1,0 +1,18 @@
+# Writes a C file holding every migrations/NNNN_name.sql as a string, in order.
+# Run at build time by CMakeLists.txt: cmake -DOUT=... -DDIR=... -P this-file
+file(GLOB files ${DIR}/*.sql)
+list(SORT files)
+set(body "/* Generated from migrations/NNNN_name.sql by storage/embed_migrations.cmake. Do not edit. */\n#include <stddef.h>\n#include \"migrations.h\"\n")
+set(table "const struct st_migration st_migrations[] = {\n")
+set(i 0)
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} sql HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," sql "${sql}")
+  string(APPEND body "static const char m${i}[] = {${sql}0x00};\n")
+  string(APPEND table "  {\"${name}\", m${i}},\n")
+  math(EXPR i "${i}+1")
+endforeach()
+string(APPEND table "};\nconst size_t st_nmigrations = ${i};\n")
+file(WRITE ${OUT}.tmp "${body}${table}")
+file(RENAME ${OUT}.tmp ${OUT})

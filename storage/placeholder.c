@@ -1,0 +1,1 @@
+/* storage placeholder */ typedef int st_placeholder;

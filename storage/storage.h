@@ -1,0 +1,207 @@
+/* storage/storage.h — the one public header of strata's storage library.
+ *
+ * Owns: the data directory (strata.db SQLite metadata in WAL mode, the
+ * content-addressed blob store blobs/sha256/xx/<hex>, tmp/ for uploads in
+ * flight, cache/ for derived files), migrations, verify and gc.
+ * Does not own: HTTP, Keras, JSON validation of Keras content. Layers,
+ * metrics and validation reports arrive as JSON text and are stored as given.
+ *
+ * Conventions
+ * - Every fallible call returns st_code (0 = ST_OK) and fills *err on failure
+ *   (first error wins). Out-parameters are set only on success.
+ * - json_t results are NEW references owned by the caller (json_decref).
+ *   Their field names are the API contract's (shared/design/api.md), so the
+ *   server can answer them as they are.
+ * - Names (model, tag, run) are checked by the caller with st_name_valid();
+ *   storage checks them again and answers ST_ERR_INVALID.
+ * - Thread safety: one st_store is shared by all server threads. Writes go
+ *   through one writer connection under a mutex with BEGIN IMMEDIATE; reads
+ *   use a small pool of reader connections. No SQLITE_BUSY ever escapes.
+ * - Never prints, exits or aborts on bad input.
+ */
+#ifndef STRATA_STORAGE_H
+#define STRATA_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+typedef enum st_code {
+    ST_OK = 0,
+    ST_ERR_NOT_FOUND = 1,   /* model, version, tag, blob, architecture absent */
+    ST_ERR_CONFLICT = 2,    /* exists already; CAS failed; still referenced */
+    ST_ERR_INVALID = 3,     /* bad argument (name, ref, value) */
+    ST_ERR_IO = 4,          /* filesystem error */
+    ST_ERR_NOSPACE = 5,     /* ENOSPC / EDQUOT */
+    ST_ERR_DB = 6,          /* SQLite error */
+    ST_ERR_CORRUPT = 7,     /* on-disk state disagrees with itself */
+    ST_ERR_NOMEM = 8
+} st_code;
+
+/* Caller-owned. details is NULL or a NEW json object (e.g. for a CAS
+ * conflict {"current_version": 2}); release with st_error_release(). */
+typedef struct st_error {
+    st_code code;
+    char msg[512];
+    json_t *details;
+} st_error;
+
+const char *st_strerror(st_code code);
+void st_error_release(st_error *err);    /* frees details; err may be NULL */
+
+/* [A-Za-z0-9][A-Za-z0-9._-]{0,127} */
+int st_name_valid(const char *name);
+/* A valid name that is not all digits (a tag can never look like a number). */
+int st_tag_name_valid(const char *name);
+
+typedef struct st_store st_store;
+
+/* Open (creating when absent) the data directory: makes blobs/ tmp/ cache/,
+ * opens strata.db (WAL, synchronous=FULL, foreign_keys=ON, busy_timeout),
+ * applies pending migrations (each in a transaction, recorded in
+ * schema_migrations), and removes stale files in tmp/. */
+st_code st_open(const char *data_dir, st_store **out, st_error *err);
+void st_close(st_store *st);                     /* NULL ok */
+const char *st_data_dir(const st_store *st);     /* borrowed */
+/* How many migrations st_open applied just now, and how many exist. */
+void st_migration_counts(const st_store *st, int *applied_now, int *total);
+
+/* ---- blobs -------------------------------------------------------------- */
+
+/* An upload in flight: a temp file under tmp/ fed chunk by chunk while
+ * SHA-256 runs. Nothing is visible until st_upload_commit(). */
+typedef struct st_upload st_upload;
+
+st_code st_upload_begin(st_store *st, st_upload **out, st_error *err);
+st_code st_upload_write(st_upload *up, const void *buf, size_t len, st_error *err);
+/* Flush + fsync the temp file and fix the digest (64 lowercase hex chars +
+ * NUL) and size. After this only _path/_fd, _commit and _abort are valid. */
+st_code st_upload_finish(st_upload *up, char digest_hex[65], uint64_t *size, st_error *err);
+const char *st_upload_path(const st_upload *up);   /* borrowed: the temp file */
+int st_upload_fd(const st_upload *up);             /* borrowed: read-only use (pread) */
+/* Move the temp file into blobs/sha256/xx/<hex> (rename, fsync dir) and
+ * record the blob row; an identical blob already stored is reused and the
+ * temp file removed. Frees up. */
+st_code st_upload_commit(st_upload *up, st_error *err);
+/* Remove the temp file and free up. NULL ok. */
+void st_upload_abort(st_upload *up);
+
+/* Open a stored blob read-only (O_NOFOLLOW, path built only from the hex
+ * digest). *fd is NEW (caller closes). */
+st_code st_blob_open(st_store *st, const char *digest_hex, int *fd, uint64_t *size, st_error *err);
+
+/* ---- architectures ------------------------------------------------------ */
+
+/* Store an architecture. id is "sha256:<hex>"; config and summary are JSON
+ * text. *created = 1 when new, 0 when it existed (then name is left as is). */
+st_code st_arch_put(st_store *st, const char *id, const char *name, const char *config,
+                    const char *summary, int *created, st_error *err);
+/* {"id","name","created_at", ...summary fields..., "config": {...}} */
+st_code st_arch_get(st_store *st, const char *id, json_t **out, st_error *err);
+/* The stored canonical config text only (NEW string, free()). */
+st_code st_arch_config(st_store *st, const char *id, char **config, st_error *err);
+/* {"items":[{"id","name","created_at","params"}...], "next": cursor|null} */
+st_code st_arch_list(st_store *st, int limit, const char *after, json_t **out, st_error *err);
+
+/* ---- models ------------------------------------------------------------- */
+
+typedef struct st_model_new {
+    const char *name;
+    const char *architecture;    /* "sha256:…" of a stored architecture, or NULL */
+    const char *description;     /* or NULL */
+    const char *monitor_metric;  /* or NULL */
+    const char *monitor_mode;    /* "min" | "max" | NULL */
+} st_model_new;
+
+/* 409 CONFLICT when the name exists; NOT_FOUND when the architecture is unknown.
+ * *out as st_model_get. */
+st_code st_model_create(st_store *st, const st_model_new *m, json_t **out, st_error *err);
+/* {"name","architecture"|null,"description"|null,"monitor":{"metric","mode"}|null,
+ *  "created_at","versions": <live count>,"latest_version": n|null,
+ *  "tags": {"latest": n, "prod": 3, ...}} */
+st_code st_model_get(st_store *st, const char *name, json_t **out, st_error *err);
+/* {"items":[model objects as above], "next": cursor|null}; cursor is the last name. */
+st_code st_model_list(st_store *st, int limit, const char *after, json_t **out, st_error *err);
+/* CONFLICT while versions exist unless force (then versions, tags, history go too;
+ * blobs stay until gc). */
+st_code st_model_delete(st_store *st, const char *name, int force, st_error *err);
+
+/* ---- versions ----------------------------------------------------------- */
+
+typedef struct st_version_new {
+    const char *model;
+    const char *digest;           /* hex, blob must be committed already */
+    uint64_t size;
+    const char *format;           /* "keras2-weights" | "keras2-model" | "keras3-weights" */
+    const char *run;              /* or NULL */
+    int has_epoch;
+    int64_t epoch;
+    const char *metrics;          /* JSON object text of numbers, or NULL */
+    const char *notes;            /* or NULL */
+    const char *parent;           /* "model@N" or NULL */
+    const char *layers;           /* JSON array text [{"name","digest","params","weights":[…]}] */
+    const char *validation;       /* JSON object text, or NULL */
+    const char *const *tags;      /* tags to point at the new version (not "latest") */
+    size_t ntags;
+} st_version_new;
+
+/* One transaction: next number for the model, the version row, its layers
+ * and metrics, its tags (each move recorded), the run's history when run,
+ * epoch and metrics are given, and the monitor's `best` tag when the model
+ * monitors a metric this version improves on. *out as st_version_get. */
+st_code st_version_create(st_store *st, const st_version_new *v, json_t **out, st_error *err);
+
+/* ref: a version number ("3"), a tag, or "latest" (highest live number).
+ * {"model","version","digest":"sha256:…","size","format","created_at","run",
+ *  "epoch","metrics","notes","parent","tags":[…],"layers":[…],"validation":{…}} */
+st_code st_version_get(st_store *st, const char *model, const char *ref, json_t **out, st_error *err);
+
+typedef struct st_version_query {
+    const char *run;              /* or NULL */
+    const char *tag;              /* or NULL */
+    int has_min_epoch, has_max_epoch;
+    int64_t min_epoch, max_epoch;
+    const char *order_by;         /* NULL (= by number), "version", "epoch", "created_at", "metrics.<name>" */
+    int descending;               /* default for NULL order_by: descending by number */
+    int limit;                    /* 1..1000 */
+    const char *after;            /* cursor from a previous answer, or NULL */
+} st_version_query;
+/* {"items":[version objects without "layers"], "next": cursor|null} */
+st_code st_version_list(st_store *st, const char *model, const st_version_query *q, json_t **out, st_error *err);
+/* CONFLICT while a tag points at it unless force (tags then removed, moves recorded). */
+st_code st_version_delete(st_store *st, const char *model, int64_t number, int force, st_error *err);
+
+/* ---- tags --------------------------------------------------------------- */
+
+/* Create or move. has_expected = 0: unconditional. has_expected = 1 with
+ * expected = 0: only if the tag does not exist. expected > 0: only if it
+ * points at that version number. CAS failure: CONFLICT with details
+ * {"current_version": n|null}. *out = {"tag","version","updated_at"}. */
+st_code st_tag_put(st_store *st, const char *model, const char *tag, int64_t version,
+                   int has_expected, int64_t expected, json_t **out, st_error *err);
+/* {"items":[{"tag","version","updated_at"}…]} ("latest" included, computed) */
+st_code st_tag_list(st_store *st, const char *model, json_t **out, st_error *err);
+st_code st_tag_delete(st_store *st, const char *model, const char *tag, st_error *err);
+/* {"tag","items":[{"from_version","to_version","reason","moved_at"}…]} oldest first */
+st_code st_tag_history(st_store *st, const char *model, const char *tag, json_t **out, st_error *err);
+
+/* ---- maintenance -------------------------------------------------------- */
+
+/* Re-hash every blob and check every reference (versions → blobs, files
+ * present, sizes). Each problem is reported through cb (may be NULL);
+ * *problems counts them. Returns ST_OK even when problems were found. */
+typedef void (*st_problem_cb)(void *ctx, const char *problem);
+st_code st_verify(st_store *st, st_problem_cb cb, void *ctx, uint64_t *problems, st_error *err);
+
+/* Remove blobs no version references that are older than grace_seconds
+ * (files and rows), stale temp files, and cache/. dry_run reports only. */
+st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds,
+              uint64_t *files, uint64_t *bytes, st_error *err);
+
+/* Blob store totals (for /metrics). */
+st_code st_blob_stats(st_store *st, uint64_t *count, uint64_t *bytes, st_error *err);
+
+/* RFC 3339 UTC "2026-11-30T10:00:00Z" of now; buf >= 32 bytes. */
+void st_now_rfc3339(char *buf, size_t len);
+
+#endif
