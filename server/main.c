@@ -1,2 +1,7 @@
-/* server/main.c — placeholder until the CLI lands. */
-int main(void) { return 0; }
+/* server/main.c — the strata binary: everything is in the command line (cli.c). */
+#include "server.h"
+
+int main(int argc, char **argv)
+{
+    return srv_cli_main(argc, argv);
+}

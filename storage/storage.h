@@ -201,6 +201,17 @@ st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds,
 /* Blob store totals (for /metrics). */
 st_code st_blob_stats(st_store *st, uint64_t *count, uint64_t *bytes, st_error *err);
 
+/* ---- tokens (storage/tokens.c) ------------------------------------------------ */
+/* Only the hex SHA-256 of a token is ever stored or looked up. */
+st_code st_token_add(st_store *st, const char *hash_hex, const char *scope, const char *name,
+                     int64_t *id, st_error *err);
+/* scope of a live (not revoked) token: "read" | "write" | "admin"; NOT_FOUND otherwise. */
+st_code st_token_lookup(st_store *st, const char *hash_hex, char scope[8], st_error *err);
+/* {"items":[{"id","name","scope","created_at","revoked_at"}]} */
+st_code st_token_list(st_store *st, json_t **out, st_error *err);
+st_code st_token_revoke(st_store *st, int64_t id, st_error *err);
+st_code st_token_count(st_store *st, int64_t *live, st_error *err);
+
 /* RFC 3339 UTC "2026-11-30T10:00:00Z" of now; buf >= 32 bytes. */
 void st_now_rfc3339(char *buf, size_t len);
 

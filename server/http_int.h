@@ -1,0 +1,191 @@
+/* server/http_int.h — private to server/: the request struct, the route
+ * table's types, the error table and the helpers every route file uses. */
+#ifndef STRATA_HTTP_INT_H
+#define STRATA_HTTP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdatomic.h>
+#include <microhttpd.h>
+#include <jansson.h>
+
+#include "server.h"
+#include "storage.h"
+#include "engine.h"
+
+/* ---- errors: one table maps each to its HTTP status and contract code ---- */
+typedef enum srv_err {
+    SRV_OK = 0,
+    SRV_E_BAD_REQUEST,
+    SRV_E_DIGEST_MISMATCH,
+    SRV_E_UNAUTHORIZED,
+    SRV_E_FORBIDDEN,
+    SRV_E_NOT_FOUND,
+    SRV_E_METHOD,
+    SRV_E_CONFLICT,
+    SRV_E_LENGTH_REQUIRED,
+    SRV_E_TOO_LARGE,
+    SRV_E_MEDIA_TYPE,
+    SRV_E_RANGE,
+    SRV_E_INVALID_ARCH,
+    SRV_E_INVALID_WEIGHTS,
+    SRV_E_INTERNAL,
+    SRV_E_UNAVAILABLE,
+    SRV_E_NO_SPACE,
+    SRV_E__COUNT
+} srv_err;
+
+struct srv_err_info { unsigned status; const char *code; };
+const struct srv_err_info *srv_err_info(srv_err e);
+srv_err srv_err_from_storage(st_code c);
+srv_err srv_err_from_engine(eng_code c);
+
+/* ---- the server and a request --------------------------------------------- */
+
+enum srv_scope { SRV_SCOPE_NONE = 0, SRV_SCOPE_READ, SRV_SCOPE_WRITE, SRV_SCOPE_ADMIN };
+
+/* What a route does with the request body. */
+enum srv_body { SRV_BODY_NONE = 0, SRV_BODY_JSON, SRV_BODY_UPLOAD, SRV_BODY_TEXT };
+
+typedef struct srv_server {
+    const srv_config *cfg;
+    st_store *st;
+    struct MHD_Daemon *daemon;
+    /* counters for /metrics */
+    atomic_ullong requests, bytes_in, bytes_out, uploads_ok, uploads_rejected,
+                  sandbox_kills, sandbox_crashes;
+    atomic_ullong status_counts[6];   /* 1xx..5xx */
+} srv_server;
+
+struct srv_req;
+typedef void (*srv_handler)(struct srv_req *r);
+
+typedef struct srv_route {
+    const char *method;         /* "GET", "POST", ... */
+    const char *pattern;        /* "/v1/models/{model}/tags/{tag}" */
+    srv_handler handler;
+    enum srv_scope scope;       /* least scope needed when auth is on */
+    enum srv_body body;
+    const char *name;           /* for metrics and logs: "versions.upload" */
+} srv_route;
+
+#define SRV_MAX_PARAMS 4
+
+struct srv_upload_state;        /* route_versions.c */
+
+typedef struct srv_req {
+    srv_server *srv;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url;
+    const srv_route *route;
+    char *params[SRV_MAX_PARAMS];     /* decoded path captures, in pattern order */
+    char *param_names[SRV_MAX_PARAMS];
+    int nparams;
+    /* body */
+    char *body;                       /* JSON/text bodies, NUL-terminated */
+    size_t body_len;
+    int body_too_large;
+    struct srv_upload_state *upload;  /* upload bodies */
+    /* answer */
+    struct MHD_Response *response;
+    unsigned status;
+    int answered;
+    uint64_t bytes_out;
+    char request_id[24];
+    uint64_t started_ns;
+} srv_req;
+
+/* Path capture by name, borrowed; NULL when absent. */
+const char *srv_param(const srv_req *r, const char *name);
+/* Query argument, borrowed; NULL when absent. */
+const char *srv_query(const srv_req *r, const char *key);
+/* Header value, borrowed; NULL when absent. */
+const char *srv_header(const srv_req *r, const char *key);
+
+/* Answers. json is STOLEN. */
+void srv_reply_json(srv_req *r, unsigned status, json_t *json);
+/* msg is printf-style; details is STOLEN (may be NULL). */
+void srv_reply_error(srv_req *r, srv_err e, json_t *details, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void srv_reply_storage_error(srv_req *r, st_error *err);    /* releases err */
+void srv_reply_engine_error(srv_req *r, eng_error *err);    /* releases err */
+/* Takes ownership of resp. */
+void srv_reply_response(srv_req *r, unsigned status, struct MHD_Response *resp);
+
+/* Parse the JSON body; on failure answers 400 and returns NULL. NEW ref. */
+json_t *srv_body_json(srv_req *r);
+
+/* Integer query arg. Returns 0 and sets *out (and *present); on a malformed
+ * value answers 400 and returns -1. */
+int srv_query_int(srv_req *r, const char *key, int64_t lo, int64_t hi, int64_t *out, int *present);
+/* limit/after as the contract says (default 100, max 1000). -1 after a 400. */
+int srv_query_page(srv_req *r, int *limit, const char **after);
+
+/* ---- route table ---------------------------------------------------------- */
+extern const srv_route srv_routes[];
+extern const size_t srv_nroutes;
+/* Match method+path. Returns the route and fills r->params; *method_mismatch
+ * is set when the path matched some route with another method. */
+const srv_route *srv_route_match(srv_req *r, const char *method, const char *path, int *method_mismatch);
+
+/* ---- route handlers (one file per resource) ------------------------------- */
+void srv_h_healthz(srv_req *r);
+void srv_h_metrics(srv_req *r);
+void srv_h_arch_create(srv_req *r);
+void srv_h_arch_list(srv_req *r);
+void srv_h_arch_get(srv_req *r);
+void srv_h_model_create(srv_req *r);
+void srv_h_model_list(srv_req *r);
+void srv_h_model_get(srv_req *r);
+void srv_h_model_delete(srv_req *r);
+void srv_h_version_upload(srv_req *r);
+void srv_h_version_list(srv_req *r);
+void srv_h_version_get(srv_req *r);
+void srv_h_version_delete(srv_req *r);
+void srv_h_version_weights(srv_req *r);
+void srv_h_version_predict(srv_req *r);
+void srv_h_tag_put(srv_req *r);
+void srv_h_tag_list(srv_req *r);
+void srv_h_tag_get(srv_req *r);
+void srv_h_tag_delete(srv_req *r);
+void srv_h_tag_history(srv_req *r);
+
+/* ---- uploads (route_versions.c) ------------------------------------------- */
+/* First call for an upload route: check media type, lengths, model; start
+ * the temp file. Returns 0 to go on, -1 when an error answer was queued. */
+int srv_upload_start(srv_req *r);
+/* Feed body bytes. Returns 0, or -1 after an error was recorded. */
+int srv_upload_feed(srv_req *r, const char *data, size_t len);
+void srv_upload_free(struct srv_upload_state *u);
+
+/* ---- architectures shared by routes --------------------------------------- */
+/* Parse a JSON value (object) as an architecture and store it. On success
+ * *id_out is NEW (free()) and *created set. On failure answers the error and
+ * returns -1. */
+int srv_arch_store(srv_req *r, json_t *config, const char *name, char **id_out, int *created, json_t **answer);
+/* Load the parsed architecture of a stored id (NEW, eng_arch_free). */
+eng_code srv_arch_load(srv_server *srv, const char *id, eng_arch **out, eng_error *err);
+
+/* ---- sandbox (sandbox.c) -------------------------------------------------- */
+/* Read the structure of an untrusted weight file in a child process with
+ * limits; the summary comes back re-checked. ENG_ERR_FORMAT with a reason
+ * when the child crashed, timed out or answered garbage. *killed is set when
+ * the deadline killed it, 2 when the sandbox could not be set up (then the
+ * caller answers 503: a file is never parsed outside the sandbox). */
+eng_code srv_sandbox_summary(srv_server *srv, const char *path, eng_summary **out,
+                             eng_error *err, int *killed);
+/* The child's side: `strata __summary FILE` writes the summary JSON to stdout. */
+int srv_sandbox_child_main(int argc, char **argv);
+
+/* ---- log ------------------------------------------------------------------- */
+enum srv_log_level { SRV_LOG_ERROR = 0, SRV_LOG_WARN, SRV_LOG_INFO, SRV_LOG_DEBUG };
+extern int srv_log_level;
+extern int srv_log_json;
+void srv_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define SRV_LOG(level, ...) do { if ((level) <= srv_log_level) srv_log_write((level), __VA_ARGS__); } while (0)
+
+/* Monotonic nanoseconds. */
+uint64_t srv_now_ns(void);
+
+#endif

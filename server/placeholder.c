@@ -1,1 +1,0 @@
-/* server/placeholder */ typedef int srv_placeholder;

@@ -1,1 +1,0 @@
-/* storage placeholder */ typedef int st_placeholder;
