@@ -9,6 +9,7 @@
 
 set -u
 STRATA_BIN=${STRATA_BIN:-$(dirname "$0")/../../build/strata}
+STRATA_TESTS=${STRATA_TESTS:-$(cd "$(dirname "$0")/.." && pwd)}
 STRATA_FIXTURES=${STRATA_FIXTURES:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/fixtures}
 KERAS=$STRATA_FIXTURES/keras
 PASS=0
