@@ -1,5 +1,5 @@
 /* engine/layer_misc.c — InputLayer, Flatten, Reshape, inference identities
- * (Dropout, SpatialDropout2D, GaussianNoise, …), Activation, ReLU, LeakyReLU,
+ * (Dropout, SpatialDropout2D, GaussianNoise, Random* augmentations, …), Activation, ReLU, LeakyReLU,
  * ELU, Softmax, Rescaling.
  *
  * Owns their parsing, shapes and forward. Identity kinds alias their input
@@ -237,6 +237,9 @@ const struct eng_layer_kind eng_kinds_misc[] = {
     {"Reshape", ENG_K_IDENTITY, reshape_parse, reshape_shape, NULL, NULL, NULL, copy_forward},
     IDENT("Dropout"), IDENT("SpatialDropout2D"), IDENT("SpatialDropout1D"), IDENT("GaussianNoise"),
     IDENT("GaussianDropout"), IDENT("AlphaDropout"), IDENT("ActivityRegularization"),
+    /* Keras preprocessing augmentations: identity at inference */
+    IDENT("RandomFlip"), IDENT("RandomRotation"), IDENT("RandomZoom"), IDENT("RandomContrast"),
+    IDENT("RandomTranslation"), IDENT("RandomBrightness"),
     {"Activation", 0, activation_parse, same_shape, NULL, NULL, NULL, copy_forward},
     {"ReLU", 0, relu_parse, same_shape, NULL, NULL, NULL, relu_forward},
     {"LeakyReLU", 0, leaky_parse, same_shape, NULL, NULL, NULL, leaky_forward},

@@ -358,6 +358,35 @@ out:
     if (fd >= 0) close(fd);
 }
 
+/* Probe outputs recomputed by tests/data/arch/probe_numpy.py (plain numpy
+ * from the Keras docs) for the layouts the golden vectors do not cover:
+ * Keras 1 'th' kernels, channels_first DepthwiseConv2D, Keras 1 non-square
+ * kernels and Keras 1 BatchNormalization running_std. */
+static void test_probe_reference(void)
+{
+    const char *tests = getenv("STRATA_TESTS");
+    char path[4400];
+    if (!tests) { SKIP_LOUD("STRATA_TESTS not set: numpy probe references not checked"); return; }
+    snprintf(path, sizeof path, "%s/data/arch/probe_numpy.json", tests);
+    json_t *ref = json_load_file(path, 0, NULL);
+    CHECK(ref != NULL, "cannot read %s", path);
+    const char *file;
+    json_t *v;
+    json_object_foreach(ref, file, v) {
+        run r = validate_fx(file, json_string_value(json_object_get(v, "json")));
+        CHECK(r.rc == ENG_OK, "%s: %s", file, r.msg);
+        const json_t *got = json_object_get(r.report, "probe_output"), *exp = json_object_get(v, "probe");
+        CHECK(json_array_size(got) == json_array_size(exp), "%s: probe sizes %zu vs %zu", file,
+              json_array_size(got), json_array_size(exp));
+        for (size_t i = 0; i < json_array_size(got) && i < json_array_size(exp); i++) {
+            double g = json_number_value(json_array_get(got, i)), e = json_number_value(json_array_get(exp, i));
+            CHECK(fabs(g - e) <= 1e-5 + 1e-4 * fabs(e), "%s: probe[%zu] %.9g, numpy %.9g", file, i, g, e);
+        }
+        run_free(&r);
+    }
+    json_decref(ref);
+}
+
 int main(void)
 {
     const char *f = check_fixtures();
@@ -371,5 +400,6 @@ int main(void)
     test_refusals();
     test_nan();
     test_digests_and_batch();
+    test_probe_reference();
     return check_done();
 }
