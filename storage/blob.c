@@ -622,7 +622,7 @@ static st_code st_gc_orphans(st_store *st, struct st_gc_ctx *g, time_t cutoff, s
                 continue;
             if (st_pathf(path, sizeof path, "%s/%s", sub, f->d_name) != 0)
                 continue;
-            if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_mtime >= cutoff)
+            if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_mtime > cutoff)
                 continue;
             rc = st_query_i64(st->writer, err, &one, &found,
                               "SELECT 1 FROM blobs WHERE digest = ?", "t", f->d_name);
@@ -667,7 +667,7 @@ st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds,
     if (rc)
         return rc;
     rc = st_prepare(db, &s, err,
-                    "SELECT digest FROM blobs b WHERE created_at < ? "
+                    "SELECT digest FROM blobs b WHERE created_at <= ? "
                     "AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.digest = b.digest)",
                     "t", cutoff_s);
     while (rc == ST_OK && (src = st_step(s)) != SQLITE_DONE) {
