@@ -145,6 +145,19 @@ void srv_h_version_get(srv_req *r);
 void srv_h_version_delete(srv_req *r);
 void srv_h_version_weights(srv_req *r);
 void srv_h_version_predict(srv_req *r);
+/* route_transfer.c (partial layer sets, conversion, layers, diff, compatibility) */
+void srv_h_version_layers(srv_req *r);
+void srv_h_version_compat(srv_req *r);
+void srv_h_version_diff(srv_req *r);
+/* GET …/weights with ?layers= ?exclude= ?for= ?format=: a derived file.
+ * Called by srv_h_version_weights once the version JSON is known (borrowed). */
+void srv_weights_derived(srv_req *r, json_t *version);
+/* route_history.c */
+void srv_h_history_post(srv_req *r);
+void srv_h_history_get(srv_req *r);
+void srv_h_runs(srv_req *r);
+/* route_service.c */
+void srv_h_openapi(srv_req *r);
 void srv_h_tag_put(srv_req *r);
 void srv_h_tag_list(srv_req *r);
 void srv_h_tag_get(srv_req *r);

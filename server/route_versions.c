@@ -664,16 +664,14 @@ void srv_h_version_weights(srv_req *r)
     char etag[80], disp[200], crange[96];
 
     if (model_param(r, &model) || ref_param(r, &ref)) return;
+    if (st_version_get(r->srv->st, model, ref, &v, &err)) { srv_reply_storage_error(r, &err); return; }
     static const char *const selections[] = {"layers", "exclude", "for", "format"};
     for (size_t i = 0; i < sizeof selections / sizeof selections[0]; i++) {
         if (srv_query(r, selections[i])) {
-            srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "parameter", selections[i]),
-                            "'?%s=' (partial layer sets and format conversion) is not available in this "
-                            "build yet; fetch the whole file", selections[i]);
-            return;
+            srv_weights_derived(r, v);      /* a partial set or another layout */
+            goto out;
         }
     }
-    if (st_version_get(r->srv->st, model, ref, &v, &err)) { srv_reply_storage_error(r, &err); return; }
     const char *digest = json_string_value(json_object_get(v, "digest"));   /* "sha256:<hex>" */
     json_int_t number = json_integer_value(json_object_get(v, "version"));
     snprintf(etag, sizeof etag, "\"%s\"", digest);
