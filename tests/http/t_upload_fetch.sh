@@ -90,7 +90,5 @@ req GET /v1/models/zoo/versions/no-such-tag
 expect_error 404 not_found "unknown tag"
 req GET /v1/models/nope/versions/1
 expect_error 404 not_found "unknown model"
-req GET '/v1/models/zoo/versions/1/weights?layers=conv2d_1'
-expect_status 400 "partial sets are refused clearly until they exist"
 
 finish
