@@ -182,6 +182,7 @@ void srv_reply_error(srv_req *r, srv_err e, json_t *details, const char *fmt, ..
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     const struct srv_err_info *info = srv_err_info(e);
+    if (!r->answered) r->err_code = info->code;
     if (!details) details = json_object();
     json_t *body = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", info->code, "message", msg,
                              "details", details);
@@ -364,10 +365,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)conn;
     if (!r) return;
     unsigned status = r->answered ? r->status : 0;
+    uint64_t ns = srv_now_ns() - r->started_ns;
     if (status >= 100 && status < 600) atomic_fetch_add(&srv->status_counts[status / 100], 1);
     atomic_fetch_add(&srv->bytes_out, r->bytes_out);
+    srv_metrics_observe(srv, r, status, ns);
     if (!srv->cfg->quiet) {
-        double ms = (double)(srv_now_ns() - r->started_ns) / 1e6;
+        double ms = (double)ns / 1e6;
         if (srv_log_json)
             SRV_LOG(SRV_LOG_INFO,
                     "{\"method\":\"%s\",\"path\":\"%s\",\"status\":%u,\"bytes\":%llu,"
@@ -420,6 +423,7 @@ int srv_serve(const srv_config *cfg)
     srv = calloc(1, sizeof *srv);
     if (!srv) return 1;
     srv->cfg = cfg;
+    if (!(srv->metrics = srv_metrics_new())) goto out;
     if (st_open(cfg->data, &srv->st, &serr)) {
         fprintf(stderr, "strata: cannot open data directory '%s': %s\n", cfg->data, serr.msg);
         st_error_release(&serr);
@@ -475,6 +479,7 @@ int srv_serve(const srv_config *cfg)
 out:
     if (srv->daemon) MHD_stop_daemon(srv->daemon);
     st_close(srv->st);
+    srv_metrics_free(srv->metrics);
     free(srv);
     return rc;
 }

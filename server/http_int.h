@@ -47,6 +47,8 @@ enum srv_scope { SRV_SCOPE_NONE = 0, SRV_SCOPE_READ, SRV_SCOPE_WRITE, SRV_SCOPE_
 /* What a route does with the request body. */
 enum srv_body { SRV_BODY_NONE = 0, SRV_BODY_JSON, SRV_BODY_UPLOAD, SRV_BODY_TEXT };
 
+typedef struct srv_metrics srv_metrics;   /* metrics.c */
+
 typedef struct srv_server {
     const srv_config *cfg;
     st_store *st;
@@ -55,6 +57,7 @@ typedef struct srv_server {
     atomic_ullong requests, bytes_in, bytes_out, uploads_ok, uploads_rejected,
                   sandbox_kills, sandbox_crashes;
     atomic_ullong status_counts[6];   /* 1xx..5xx */
+    srv_metrics *metrics;
 } srv_server;
 
 struct srv_req;
@@ -92,6 +95,7 @@ typedef struct srv_req {
     unsigned status;
     int answered;
     uint64_t bytes_out;
+    const char *err_code;             /* contract error code of the answer, or NULL */
     char request_id[24];
     uint64_t started_ns;
 } srv_req;
@@ -190,6 +194,12 @@ eng_code srv_sandbox_summary(srv_server *srv, const char *path, eng_summary **ou
                              eng_error *err, int *killed);
 /* The child's side: `strata __summary FILE` writes the summary JSON to stdout. */
 int srv_sandbox_child_main(int argc, char **argv);
+
+/* ---- metrics (metrics.c) ------------------------------------------------- */
+srv_metrics *srv_metrics_new(void);
+void srv_metrics_free(srv_metrics *m);
+/* Count one finished request: route, status, duration, upload outcome. */
+void srv_metrics_observe(srv_server *srv, const srv_req *r, unsigned status, uint64_t ns);
 
 /* ---- log ------------------------------------------------------------------- */
 enum srv_log_level { SRV_LOG_ERROR = 0, SRV_LOG_WARN, SRV_LOG_INFO, SRV_LOG_DEBUG };

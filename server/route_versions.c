@@ -72,6 +72,10 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 {
     struct srv_upload_state *u = cls;
     (void)kind, (void)filename, (void)content_type, (void)transfer_encoding, (void)off;
+    if (!key) {   /* libmicrohttpd passes NULL for a part without name="..." (found by fuzz_multipart) */
+        upload_fail(u, SRV_E_BAD_REQUEST, "a multipart/form-data part has no name%s", "");
+        return MHD_YES;
+    }
     if (strcmp(key, "weights") == 0) {
         u->saw_weights = 1;
         upload_write(u, data, size);
@@ -472,7 +476,6 @@ void srv_h_version_upload(srv_req *r)
     json_t *layers = NULL, *validation = NULL, *out = NULL;
     char *layers_text = NULL, *validation_text = NULL, *metrics_text = NULL;
     const char *format = NULL;
-    int ok = 0;
 
     memset(&m, 0, sizeof m);
     if (u->failed) {
@@ -520,10 +523,8 @@ void srv_h_version_upload(srv_req *r)
     if (st_upload_commit(u->up, &serr)) { u->up = NULL; srv_reply_storage_error(r, &serr); goto out; }
     u->up = NULL;
     if (st_version_create(r->srv->st, &v, &out, &serr)) { srv_reply_storage_error(r, &serr); goto out; }
-    ok = 1;
     srv_reply_json(r, 201, out);
 out:
-    atomic_fetch_add(ok ? &r->srv->uploads_ok : &r->srv->uploads_rejected, 1);
     meta_release(&m);
     json_decref(layers);
     json_decref(validation);

@@ -19,8 +19,11 @@ expect_error 405 method_not_allowed "DELETE on /healthz"
 
 req GET /metrics
 expect_status 200 "metrics"
-check "metrics counts requests" grep -q '^strata_requests_total [0-9]' <<<"$BODY"
+check "metrics counts requests" grep -q '^strata_requests_started_total [0-9]' <<<"$BODY"
 check "metrics counts 4xx answers" grep -q '^strata_responses_total{class="4xx"} 3$' <<<"$BODY"
 check "metrics has blob gauge" grep -q '^strata_blobs 0$' <<<"$BODY"
+
+curl -sS -o "$TEST_DIR/openapi.yaml" "$BASE/openapi.yaml"
+check "GET /openapi.yaml serves docs/openapi.yaml" cmp -s "$TEST_DIR/openapi.yaml" "$STRATA_TESTS/../docs/openapi.yaml"
 
 finish
