@@ -31,6 +31,23 @@ static inline int check_done(void)
     return check_fail ? 1 : 0;
 }
 
+/* A whole file, NUL-terminated (NEW, free()); *len when len is not NULL.
+ * NULL when it cannot be read. */
+static inline char *check_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *b = NULL;
+    long n;
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (b = malloc((size_t)n + 1))) {
+        if (fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+        else { b[n] = 0; if (len) *len = (size_t)n; }
+    }
+    fclose(f);
+    return b;
+}
+
 /* The fixtures folder (../shared/fixtures), or NULL when absent. */
 static inline const char *check_fixtures(void)
 {

@@ -21,19 +21,6 @@
 #include "engine.h"
 #include "check.h"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; if (len) *len = (size_t)n; }
-    return b;
-}
 
 static int names_cmp(const void *a, const void *b)
 {
@@ -132,11 +119,11 @@ static void run_data_cases(const char *tests)
     char **cases = list_dir(dir, NULL);
     CHECK(cases && cases[0], "no cases in %s", dir);
     for (size_t c = 0; cases && cases[c]; c++) {
-        size_t len;
+        size_t len = 0;
         struct stat st;
         snprintf(path, sizeof path, "%s/%s/model.json", dir, cases[c]);
         if (stat(path, &st) != 0) continue;   /* not a case folder (e.g. probe_numpy.py) */
-        char *text = slurp(path, &len);
+        char *text = check_slurp(path, &len);
         snprintf(path, sizeof path, "%s/%s/expected.json", dir, cases[c]);
         json_t *exp = json_load_file(path, 0, NULL);
         CHECK(text && exp, "case %s: model.json / expected.json unreadable", cases[c]);
@@ -188,14 +175,14 @@ static void run_golden_summaries(const char *tests, const char *fixtures)
         if (!sum) continue;
         size_t len = 0;
         snprintf(path, sizeof path, "%s/%s/model.json", dir, cases[c]);
-        char *text = slurp(path, &len);
+        char *text = check_slurp(path, &len);
         if (!text) {
             snprintf(path, sizeof path, "%s/%s/fixture_model.txt", dir, cases[c]);
-            char *rel = slurp(path, NULL);
+            char *rel = check_slurp(path, NULL);
             if (rel && fixtures) {
                 rel[strcspn(rel, "\r\n")] = 0;
                 snprintf(path, sizeof path, "%s/%s", fixtures, rel);
-                text = slurp(path, &len);
+                text = check_slurp(path, &len);
             }
             free(rel);
         }
@@ -269,7 +256,7 @@ static void run_fixtures(const char *fixtures)
         size_t len = 0;
         eng_error err = {0};
         if (strstr(fc->file, ".model.json")) {
-            text = slurp(path, &len);
+            text = check_slurp(path, &len);
         } else {
             eng_summary *s = NULL;
             if (eng_summary_read(path, &s, &err) == ENG_OK && s->model_config) {
@@ -313,8 +300,8 @@ static void run_fixtures(const char *fixtures)
 
     /* spot checks on shapes documented in SOURCES.md */
     snprintf(path, sizeof path, "%s/k2_2.1.2_mnist_cnn.model.json", dir);
-    size_t len;
-    char *text = slurp(path, &len);
+    size_t len = 0;
+    char *text = check_slurp(path, &len);
     eng_arch *a = NULL;
     eng_error err = {0};
     if (text && eng_arch_parse(text, len, &a, &err) == ENG_OK) {
@@ -330,7 +317,7 @@ static void run_fixtures(const char *fixtures)
     free(text);
     /* Keras 1 'th': kernel spec is Keras 2's (kh,kw,in,out); shapes CHW */
     snprintf(path, sizeof path, "%s/k1_1.0.4_cifar10_cnn_th.model.json", dir);
-    text = slurp(path, &len);
+    text = check_slurp(path, &len);
     a = NULL;
     if (text && eng_arch_parse(text, len, &a, &err) == ENG_OK) {
         json_t *exp = json_loads("{\"input_shape\":[3,32,32],\"layers\":{\"convolution2d_1\":[32,30,30],"

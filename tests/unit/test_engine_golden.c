@@ -20,24 +20,11 @@
 #include "engine.h"
 #include "check.h"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; if (len) *len = (size_t)n; }
-    return b;
-}
 
 /* A one-line file holding a path relative to the fixtures dir. */
 static bool fixture_path(const char *file, const char *fixtures, char *out, size_t n)
 {
-    char *rel = slurp(file, NULL);
+    char *rel = check_slurp(file, NULL);
     if (!rel) return false;
     rel[strcspn(rel, "\r\n")] = 0;
     snprintf(out, n, "%s/%s", fixtures ? fixtures : "", rel);
@@ -77,7 +64,7 @@ static int run_case(const char *dir, const char *name, const char *fixtures)
     if (!input || !expected) goto out;   /* not a case folder */
 
     snprintf(path, sizeof path, "%s/model.json", base);
-    text = slurp(path, &len);
+    text = check_slurp(path, &len);
     if (!text) {
         snprintf(path, sizeof path, "%s/fixture_model.txt", base);
         char fp[8800];
@@ -85,7 +72,7 @@ static int run_case(const char *dir, const char *name, const char *fixtures)
             SKIP_LOUD("golden %s: needs STRATA_FIXTURES for its model JSON", name);
             goto out;
         }
-        text = slurp(fp, &len);
+        text = check_slurp(fp, &len);
     }
     snprintf(wpath, sizeof wpath, "%s/weights.h5", base);
     if (access(wpath, R_OK) != 0) {

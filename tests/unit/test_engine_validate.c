@@ -23,19 +23,6 @@
 
 static char fx[4096];
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; *len = (size_t)n; }
-    return b;
-}
 
 static eng_arch *arch_from(const char *json_file, const eng_summary *embedded)
 {
@@ -44,7 +31,7 @@ static eng_arch *arch_from(const char *json_file, const eng_summary *embedded)
     char *text = NULL;
     if (json_file) {
         snprintf(path, sizeof path, "%s/keras/%s", fx, json_file);
-        text = slurp(path, &len);
+        text = check_slurp(path, &len);
     } else if (embedded && embedded->model_config) {
         text = strdup(embedded->model_config);
         len = strlen(text);
@@ -255,8 +242,8 @@ static void test_nan(void)
 {
     char src[4400], dst[] = "/tmp/strata_nan_XXXXXX";
     snprintf(src, sizeof src, "%s/keras/k2_2.1.2_weights_mnist_cnn.h5", fx);
-    size_t len;
-    char *bytes = slurp(src, &len);
+    size_t len = 0;
+    char *bytes = check_slurp(src, &len);
     int fd = mkstemp(dst);
     CHECK(bytes && fd >= 0 && write(fd, bytes, len) == (ssize_t)len, "copy fixture");
     free(bytes);
