@@ -52,7 +52,28 @@ uint64_t eng_h5_elements(const eng_tensor *t)
     return n;
 }
 
-static int str_ok(const char *p, size_t max) { return p && *p && strnlen(p, max + 1) <= max; }
+/* Strict UTF-8 (no overlongs, surrogates or code points beyond U+10FFFF):
+ * the summary's JSON form (jansson) cannot carry anything else, so a name
+ * read from the file that is not UTF-8 must be refused here, not turn into
+ * a NULL from eng_summary_to_json (found by tests/fuzz/fuzz_h5_summary). */
+static int utf8_ok(const char *p)
+{
+    const unsigned char *s = (const unsigned char *)p;
+    while (*s) {
+        unsigned c = *s++, n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 4;
+        if (n == 4 || c == 0xc0 || c == 0xc1 || c > 0xf4) return 0;
+        unsigned cp = n ? c & (0x3fu >> n) : c;
+        for (unsigned i = 0; i < n; i++, s++) {
+            if ((*s & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (*s & 0x3fu);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+    }
+    return 1;
+}
+
+static int str_ok(const char *p, size_t max) { return p && *p && strnlen(p, max + 1) <= max && utf8_ok(p); }
 
 eng_code eng_h5_summary_check(const eng_summary *s, eng_error *err)
 {
@@ -65,9 +86,11 @@ eng_code eng_h5_summary_check(const eng_summary *s, eng_error *err)
                            (unsigned long long)s->file_size);
     if ((s->keras_version && !str_ok(s->keras_version, ENG_MAX_NAME)) ||
         (s->backend && !str_ok(s->backend, ENG_MAX_NAME)))
-        return eng_h5_fail(err, ENG_ERR_LIMIT, "summary: keras_version/backend empty or longer than %d bytes", ENG_MAX_NAME);
+        return eng_h5_fail(err, ENG_ERR_LIMIT, "summary: keras_version/backend empty, longer than %d bytes or not UTF-8", ENG_MAX_NAME);
     if (s->model_config && strnlen(s->model_config, ENG_H5_MAX_CONFIG + 1) > ENG_H5_MAX_CONFIG)
         return eng_h5_fail(err, ENG_ERR_LIMIT, "summary: model_config longer than %u bytes", ENG_H5_MAX_CONFIG);
+    if (s->model_config && !utf8_ok(s->model_config))
+        return eng_h5_fail(err, ENG_ERR_FORMAT, "summary: model_config is not UTF-8 text");
     if (s->nlayers > ENG_MAX_LAYERS)
         return eng_h5_fail(err, ENG_ERR_LIMIT, "summary: %zu layers, more than %d", s->nlayers, ENG_MAX_LAYERS);
     if (s->nlayers && !s->layers)
@@ -76,9 +99,9 @@ eng_code eng_h5_summary_check(const eng_summary *s, eng_error *err)
     for (size_t i = 0; i < s->nlayers; i++) {
         const eng_wlayer *l = &s->layers[i];
         if (!str_ok(l->name, ENG_MAX_NAME))
-            return eng_h5_fail(err, ENG_ERR_LIMIT, "summary: layer %zu: name empty or longer than %d bytes", i, ENG_MAX_NAME);
-        if (l->attr_name && strnlen(l->attr_name, ENG_MAX_NAME + 1) > ENG_MAX_NAME)
-            return eng_h5_fail(err, ENG_ERR_LIMIT, "layer '%s': attr_name longer than %d bytes", l->name, ENG_MAX_NAME);
+            return eng_h5_fail(err, ENG_ERR_LIMIT, "summary: layer %zu: name empty, longer than %d bytes or not UTF-8", i, ENG_MAX_NAME);
+        if (l->attr_name && (strnlen(l->attr_name, ENG_MAX_NAME + 1) > ENG_MAX_NAME || !utf8_ok(l->attr_name)))
+            return eng_h5_fail(err, ENG_ERR_LIMIT, "layer '%s': attr_name longer than %d bytes or not UTF-8", l->name, ENG_MAX_NAME);
         if (l->ntensors > ENG_MAX_TENSORS - total)
             return eng_h5_fail(err, ENG_ERR_LIMIT, "summary: more than %d tensors", ENG_MAX_TENSORS);
         total += l->ntensors;
@@ -87,10 +110,10 @@ eng_code eng_h5_summary_check(const eng_summary *s, eng_error *err)
         for (size_t k = 0; k < l->ntensors; k++) {
             const eng_tensor *t = &l->tensors[k];
             if (!str_ok(t->name, ENG_MAX_NAME))
-                return eng_h5_fail(err, ENG_ERR_LIMIT, "layer '%s': tensor %zu: name empty or longer than %d bytes",
+                return eng_h5_fail(err, ENG_ERR_LIMIT, "layer '%s': tensor %zu: name empty, longer than %d bytes or not UTF-8",
                                    l->name, k, ENG_MAX_NAME);
             if (!str_ok(t->path, ENG_H5_MAX_PATH))
-                return eng_h5_fail(err, ENG_ERR_LIMIT, "layer '%s': tensor '%s': path empty or longer than %d bytes",
+                return eng_h5_fail(err, ENG_ERR_LIMIT, "layer '%s': tensor '%s': path empty, longer than %d bytes or not UTF-8",
                                    l->name, t->name, ENG_H5_MAX_PATH);
             if (t->rank < 0 || t->rank > ENG_MAX_RANK)
                 return eng_h5_fail(err, ENG_ERR_LIMIT, "layer '%s': tensor '%s': rank %d outside 0..%d",
