@@ -176,4 +176,140 @@ void eng_workspace_free(eng_workspace *ws);  /* NULL ok */
 eng_code eng_model_predict(const eng_model *m, eng_workspace *ws, const float *in,
                            size_t batch, float *out, eng_error *err);
 
+/* ---- transfer learning (engine/transfer.c, engine/write.c) ---- */
+
+#include <stdbool.h>
+
+
+/* How one architecture layer fits a weight file. THE matching rule, shared
+ * by upload validation (eng_validate), ?for= and compatibility: the file
+ * layer is found by name (legacy files: the layer name; Keras 3 files: the
+ * class-derived group name), then weight count, each weight's stored shape
+ * (Keras 1 'th' kernels transposed) and dtype (float16/32/64) are compared. */
+#define ENG_FIT_MAX_WEIGHTS 4   /* most weights of one supported layer kind (SeparableConv2D, BatchNormalization) */
+
+typedef enum eng_fit_status {
+    ENG_FIT_MATCH = 0,    /* every weight fits */
+    ENG_FIT_MISSING,      /* the architecture layer has weights, the file has no such layer */
+    ENG_FIT_COUNT,        /* the file layer holds another number of weights */
+    ENG_FIT_MISMATCH,     /* some weight's shape (bad_shape) or dtype (bad_dtype) does not fit */
+    ENG_FIT_WEIGHTLESS    /* no weights expected and none found */
+} eng_fit_status;
+
+typedef struct eng_fit {
+    const char *name, *cls;         /* the architecture layer (borrowed from the arch) */
+    const char *file_name;          /* the name the rule looks for in the file (borrowed) */
+    const eng_wlayer *file;         /* the file layer, or NULL (borrowed from the summary) */
+    eng_fit_status status;
+    int nweights;                   /* weights the architecture expects */
+    const char *wname[ENG_FIT_MAX_WEIGHTS];              /* "kernel", "bias", … */
+    int rank[ENG_FIT_MAX_WEIGHTS];
+    int64_t expected[ENG_FIT_MAX_WEIGHTS][ENG_MAX_RANK]; /* expected STORED shape */
+    unsigned bad_shape, bad_dtype;  /* bit w set: weight w does not fit */
+} eng_fit;
+
+/* One eng_fit per architecture layer, in the architecture's layer order.
+ * *out is NEW (free()); it borrows from a and s. */
+eng_code eng_fit_layers(const eng_arch *a, const eng_summary *s, eng_fit **out, size_t *n, eng_error *err);
+
+struct eng_layer;
+/* A version's layers as the API names them ("the view"): with an
+ * architecture, its layers in model order, each on the file layer the
+ * matching rule finds (weightless layers the file lacks are kept, file = NULL),
+ * then the file layers no architecture layer claims; without one, the file's
+ * layers in file order. */
+typedef struct eng_vlayer {
+    const char *name;               /* the architecture's layer name, else the file's */
+    const char *cls;                /* architecture class, or NULL */
+    const char *k3name;             /* Keras 3 group name by Keras' class-derived naming, or NULL */
+    const eng_wlayer *file;         /* or NULL */
+    const struct eng_layer *L;      /* architecture layer or NULL (engine-private) */
+    int nwnames;
+    const char *wname[ENG_FIT_MAX_WEIGHTS];  /* architecture weight names ("kernel") */
+} eng_vlayer;
+
+typedef struct eng_view {
+    size_t n;
+    eng_vlayer *layers;
+    char *model_name;               /* the architecture config's "name", or NULL */
+} eng_view;
+
+/* *out NEW (eng_view_free); borrows from a (NULL ok) and s. */
+eng_code eng_view_build(const eng_arch *a, const eng_summary *s, eng_view **out, eng_error *err);
+void eng_view_free(eng_view *v);   /* NULL ok */
+
+/* The selection of a derived download, as a mask over the view (chosen[i]).
+ * layers / exclude: comma-separated view names or NULL; target (?for=) or
+ * NULL: the layers with weights whose fit against target is ENG_FIT_MATCH.
+ * Start set: target's matches if given, else every view layer that is in the
+ * file; then ?layers= intersects, ?exclude= removes. ENG_ERR_INPUT for an
+ * unknown name: err->details = {"unknown":[…],"valid":[…]}. */
+eng_code eng_select(const eng_view *v, const eng_summary *s, const char *layers, const char *exclude,
+                    const eng_arch *target, bool *chosen, eng_error *err);
+
+/* GET …/compatibility: {"layers":[{"name","status":"match"|"shape_mismatch"|"missing",
+ * +"weight","expected","found" for shape_mismatch}…],"unused":[…]}: one entry
+ * per target layer WITH weights (weightless layers are not listed); unused =
+ * view layers with weights that no target layer maps to. *out NEW. */
+eng_code eng_compat_json(const eng_arch *target, const eng_summary *s, const eng_view *v,
+                         json_t **out, eng_error *err);
+
+/* Per-weight statistics over values converted to float (then double);
+ * std is the population std. Non-finite values are counted, not summed. */
+typedef struct eng_wstats {
+    double min, max, mean, std;
+    uint64_t count, nonfinite;
+} eng_wstats;
+/* Read a file layer once with pread: "sha256:<hex>" of its raw tensor bytes
+ * into digest[80] (empty when it has no tensors) and stats[ntensors]. */
+eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[80], eng_wstats *stats, eng_error *err);
+
+typedef enum eng_diff_status { ENG_DIFF_IDENTICAL = 0, ENG_DIFF_CHANGED, ENG_DIFF_SHAPE } eng_diff_status;
+/* Compare two file layers value by value (as float32): SHAPE when the
+ * tensor counts or shapes differ; IDENTICAL when every value is equal;
+ * else CHANGED with l2 = ||b-a||, norm_a = ||a|| and max_abs = max|b-a|
+ * over all tensors of the layer. */
+eng_code eng_layer_diff(int fd_a, const eng_wlayer *a, int fd_b, const eng_wlayer *b,
+                        eng_diff_status *status, double *l2, double *norm_a, double *max_abs,
+                        eng_error *err);
+
+/* What a derived weight file holds (engine/write.c). The spec owns its strings. */
+typedef struct eng_out_layer {
+    char *name;          /* keras2: layer_names entry = its group; keras3: the vars
+                          * group's path ("layers/conv2d/vars") */
+    char *vars_name;     /* keras3: vars@name attribute, or NULL */
+    const eng_wlayer *src;   /* tensors to copy (borrowed), or NULL: no weights */
+    char **dnames;       /* src->ntensors dataset names relative to the group:
+                          * keras2 the weight_names entries, keras3 "0", "1", … */
+} eng_out_layer;
+
+typedef struct eng_out_spec {
+    int keras3;          /* 0: legacy save_weights layout; 1: Keras 3 .weights.h5 */
+    char *keras_version, *backend;   /* keras2 root attributes, NULL = not written */
+    char *model_name;    /* keras3 root vars@name, NULL = not written */
+    size_t nlayers;
+    eng_out_layer *layers;
+} eng_out_spec;
+void eng_out_spec_release(eng_out_spec *spec);   /* NULL ok; frees what it owns */
+
+/* Build the output spec for the chosen view layers in `keras3` or legacy
+ * layout. Converting between layouts needs the architecture (k3name /
+ * names); ENG_ERR_INPUT when it is missing or a layer cannot be converted. */
+eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *chosen, int keras3,
+                         eng_out_spec *spec, eng_error *err);
+
+/* Writing happens in two phases so that only the first touches libhdf5
+ * (callers serialise it: Debian's libhdf5 is not thread-safe):
+ * eng_write_layout creates `path` with every group, attribute and dataset
+ * (contiguous, allocated early, never filled; no timestamps; fixed-length
+ * NULLPAD strings) and returns where each tensor's bytes go;
+ * eng_write_data then copies the tensor bytes from src_fd with pread/pwrite
+ * (no libhdf5) and hashes the finished file in one pass: etag =
+ * "sha256:<hex>" of the whole output. Output is deterministic. */
+typedef struct eng_copy_plan eng_copy_plan;
+eng_code eng_write_layout(const eng_out_spec *spec, const char *path, eng_copy_plan **out, eng_error *err);
+eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan, char etag[80], eng_error *err);
+void eng_copy_plan_free(eng_copy_plan *p);   /* NULL ok */
+uint64_t eng_copy_plan_bytes(const eng_copy_plan *p);   /* tensor bytes to copy */
+
 #endif

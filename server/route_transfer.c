@@ -1,12 +1,604 @@
-/* server/route_transfer.c — PLACEHOLDER being replaced by the transfer-learning work
- * (issue 4): partial layer sets, format conversion, layers, diff, compatibility. */
+/* server/route_transfer.c — transfer learning over HTTP: derived weight files
+ * (GET …/weights?layers= ?exclude= ?for= ?format=), GET …/layers,
+ * GET …/compatibility?with=, GET …/diff/{other}.
+ *
+ * Owns the derived-file cache under <data>/cache/ and the one mutex that
+ * serialises every libhdf5 call of the server process (Debian's libhdf5 is
+ * built without thread safety). Does not own matching, selection or the
+ * HDF5 layout (engine/transfer.c, validate.c, write.c).
+ *
+ * - Uploaded files are never opened with libhdf5 here: their structure comes
+ *   from the sandboxed child (srv_sandbox_summary), tensor bytes are read
+ *   with pread through the summary's offsets. libhdf5 only WRITES the new
+ *   file's metadata (eng_write_layout) under h5_lock; the tensor bytes are
+ *   copied and the file hashed without the lock (eng_write_data).
+ * - Cache: cache/<k>.h5 with cache/<k>.json {"etag","layers","format"},
+ *   k = sha256 of (blob digest, the model's architecture id, the normalised
+ *   query: sorted, deduplicated name lists, ?for= id, ?format=, writer
+ *   version). Written under a temp name then renamed (the .json first), so a
+ *   present .h5 always has its .json; `strata gc` may empty the folder.
+ *   A hit needs no sandbox and no libhdf5.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <openssl/evp.h>
+
 #include "http_int.h"
 
-static void not_yet(srv_req *r)
+#define DERIVED_VERSION "strata-derived/1"   /* bump when write.c's output changes */
+#define MAX_QUERY_LIST  (1u << 20)           /* bytes of one ?layers= / ?exclude= list */
+
+static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- shared helpers -------------------------------------------------------- */
+
+static int name_ok(srv_req *r, const char *what, const char *v)
 {
-    srv_reply_error(r, SRV_E_UNAVAILABLE, NULL, "this endpoint is not available in this build yet");
+    if (v && st_name_valid(v)) return 0;
+    srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s?}", what, v),
+                    "'%s' is not a valid %s", v ? v : "", what);
+    return -1;
 }
-void srv_h_version_layers(srv_req *r) { not_yet(r); }
-void srv_h_version_compat(srv_req *r) { not_yet(r); }
-void srv_h_version_diff(srv_req *r) { not_yet(r); }
-void srv_weights_derived(srv_req *r, json_t *version) { (void)version; not_yet(r); }
+
+/* "sha256:<64 hex>" */
+static int arch_id_ok(const char *id)
+{
+    if (!id || strncmp(id, "sha256:", 7) || strlen(id) != 71) return 0;
+    for (int i = 7; i < 71; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'))) return 0;
+    return 1;
+}
+
+/* Load a stored architecture; unknown → 404. Answers on failure. */
+static int load_arch(srv_req *r, const char *id, const char *what, eng_arch **out)
+{
+    char *config = NULL;
+    st_error serr = {0};
+    eng_error err = {0};
+    if (!arch_id_ok(id)) {
+        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s?}", what, id),
+                        "%s must be an architecture id sha256:<64 hex digits>", what);
+        return -1;
+    }
+    if (st_arch_config(r->srv->st, id, &config, &serr)) {
+        if (serr.code == ST_ERR_NOT_FOUND) {
+            st_error_release(&serr);
+            srv_reply_error(r, SRV_E_NOT_FOUND, json_pack("{s:s}", what, id),
+                            "architecture %s is not registered; POST it to /v1/architectures first", id);
+        } else {
+            srv_reply_storage_error(r, &serr);
+        }
+        return -1;
+    }
+    eng_code c = eng_arch_parse(config, strlen(config), out, &err);
+    free(config);
+    if (c) { srv_reply_engine_error(r, &err); return -1; }
+    return 0;
+}
+
+/* The model's architecture id (NEW string) or NULL; -1 after an answer. */
+static int model_arch_id(srv_req *r, const char *model, char **id)
+{
+    json_t *m = NULL;
+    st_error serr = {0};
+    *id = NULL;
+    if (st_model_get(r->srv->st, model, &m, &serr)) { srv_reply_storage_error(r, &serr); return -1; }
+    json_t *a = json_object_get(m, "architecture");
+    const char *s = json_is_string(a) ? json_string_value(a) : json_string_value(json_object_get(a, "id"));
+    if (s && !(*id = strdup(s))) { json_decref(m); srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); return -1; }
+    json_decref(m);
+    return 0;
+}
+
+/* A version's blob fd and its summary read in the sandbox. Answers on failure. */
+static int open_version(srv_req *r, json_t *v, int *fd, eng_summary **s)
+{
+    st_error serr = {0};
+    eng_error err = {0};
+    uint64_t size = 0;
+    int killed = 0;
+    char path[64];
+    const char *digest = json_string_value(json_object_get(v, "digest"));
+    if (!digest || strlen(digest) != 71) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "version without a digest"); return -1; }
+    if (st_blob_open(r->srv->st, digest + 7, fd, &size, &serr)) { srv_reply_storage_error(r, &serr); return -1; }
+    snprintf(path, sizeof path, "/proc/self/fd/%d", *fd);
+    if (srv_sandbox_summary(r->srv, path, s, &err, &killed)) {
+        if (killed == 1) atomic_fetch_add(&r->srv->sandbox_kills, 1);
+        if (killed == 2) {
+            srv_reply_error(r, SRV_E_UNAVAILABLE, NULL, "%s", err.msg);
+            eng_error_release(&err);
+        } else {
+            srv_reply_engine_error(r, &err);
+        }
+        close(*fd);
+        *fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Everything a read of one version needs. */
+typedef struct vctx {
+    json_t *v;
+    int fd;
+    eng_summary *s;
+    eng_arch *a;          /* the model's architecture or NULL */
+    eng_view *view;
+} vctx;
+
+static void vctx_release(vctx *c)
+{
+    if (c->fd >= 0) close(c->fd);
+    eng_view_free(c->view);
+    eng_arch_free(c->a);
+    eng_summary_free(c->s);
+    json_decref(c->v);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+}
+
+static int vctx_open(srv_req *r, const char *model, const char *ref, const char *arch_id, vctx *c)
+{
+    st_error serr = {0};
+    eng_error err = {0};
+    if (!c->v && st_version_get(r->srv->st, model, ref, &c->v, &serr)) { srv_reply_storage_error(r, &serr); return -1; }
+    if (arch_id && !c->a && load_arch(r, arch_id, "architecture", &c->a)) return -1;
+    if (open_version(r, c->v, &c->fd, &c->s)) return -1;
+    if (eng_view_build(c->a, c->s, &c->view, &err)) { srv_reply_engine_error(r, &err); return -1; }
+    return 0;
+}
+
+static json_t *shape_json(const eng_tensor *t)
+{
+    json_t *j = json_array();
+    for (int i = 0; i < t->rank; i++) json_array_append_new(j, json_integer(t->shape[i]));
+    return j;
+}
+
+static json_t *num_or_null(double d) { return isfinite(d) ? json_real(d) : json_null(); }
+
+/* ---- derived weight files ------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* A comma list sorted and deduplicated, appended to key as "k=a,b\n". */
+static int norm_list(const char *k, const char *list, char **key)
+{
+    char *copy = strdup(list ? list : ""), **v = NULL, *tok, *save = NULL, *out = NULL;
+    size_t n = 0, cap = 0, len = 0;
+    int rc = -1;
+    if (!copy) return -1;
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        size_t l = strlen(tok);
+        while (l && tok[l - 1] == ' ') tok[--l] = 0;
+        if (!l) continue;
+        if (n == cap) {
+            char **g = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
+            if (!g) goto out;
+            v = g;
+        }
+        v[n++] = tok;
+        len += l + 1;
+    }
+    qsort(v, n, sizeof *v, cmp_str);
+    size_t old = *key ? strlen(*key) : 0;
+    if (!(out = realloc(*key, old + strlen(k) + len + 4))) goto out;
+    *key = out;
+    char *p = out + old;
+    p += sprintf(p, "%s=", k);
+    for (size_t i = 0; i < n; i++) {
+        if (i && !strcmp(v[i], v[i - 1])) continue;
+        p += sprintf(p, "%s%s", p[-1] == '=' ? "" : ",", v[i]);
+    }
+    sprintf(p, "\n");
+    rc = 0;
+out:
+    free(v);
+    free(copy);
+    return rc;
+}
+
+static void sha256_hex(const void *p, size_t n, char hex[65])
+{
+    unsigned char md[32];
+    unsigned int ml = 0;
+    EVP_Digest(p, n, md, &ml, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", md[i]);
+}
+
+static json_t *read_meta(const char *path)
+{
+    json_error_t je;
+    return json_load_file(path, 0, &je);
+}
+
+/* One "bytes=A-B" / "bytes=A-" / "bytes=-N" range against size: 0 none or
+ * ignored (multi-range: the whole file), 1 set, -1 unsatisfiable (416). */
+static int parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
+{
+    char *end;
+    if (!h || strncmp(h, "bytes=", 6) || strchr(h, ',')) return 0;
+    const char *p = h + 6;
+    if (*p == '-') {
+        unsigned long long n = strtoull(p + 1, &end, 10);
+        if (*end || end == p + 1 || n == 0 || size == 0) return -1;
+        if (n > size) n = size;
+        *off = size - n;
+        *len = n;
+        return 1;
+    }
+    unsigned long long a = strtoull(p, &end, 10), b = size ? size - 1 : 0;
+    if (end == p || *end != '-') return 0;
+    p = end + 1;
+    if (*p) {
+        b = strtoull(p, &end, 10);
+        if (*end) return 0;
+        if (b >= size) b = size ? size - 1 : 0;
+    }
+    if (a >= size || b < a) return -1;
+    *off = a;
+    *len = b - a + 1;
+    return 1;
+}
+
+/* Serve a finished derived file (ETag, If-None-Match, Range). */
+static void serve_derived(srv_req *r, const char *h5, json_t *meta, const char *model, json_int_t number)
+{
+    const char *etag_v = json_string_value(json_object_get(meta, "etag"));
+    const char *fmt = json_string_value(json_object_get(meta, "format"));
+    json_t *names = json_object_get(meta, "layers");
+    char etag[96], disp[256], crange[96];
+    struct stat st;
+    snprintf(etag, sizeof etag, "\"%s\"", etag_v ? etag_v : "");
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%lld-partial%s\"", model, (long long)number,
+             fmt && !strcmp(fmt, "keras3") ? ".weights.h5" : ".h5");
+    /* X-Strata-Layers: what the file holds, in model order */
+    size_t hl = 1;
+    for (size_t i = 0; i < json_array_size(names); i++) hl += strlen(json_string_value(json_array_get(names, i))) + 1;
+    char *hdr = malloc(hl);
+    if (!hdr) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); return; }
+    hdr[0] = 0;
+    for (size_t i = 0, o = 0; i < json_array_size(names); i++)
+        o += (size_t)sprintf(hdr + o, "%s%s", i ? "," : "", json_string_value(json_array_get(names, i)));
+
+    const char *inm = srv_header(r, "If-None-Match");
+    if (inm && etag_v && (strstr(inm, etag_v) || !strcmp(inm, "*"))) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(resp, "ETag", etag);
+        MHD_add_response_header(resp, "X-Strata-Layers", hdr);
+        srv_reply_response(r, 304, resp);
+        free(hdr);
+        return;
+    }
+    int fd = open(h5, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0) close(fd);
+        free(hdr);
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot open the derived file");
+        return;
+    }
+    uint64_t size = (uint64_t)st.st_size, off = 0, len = size;
+    const char *range = srv_header(r, "Range"), *if_range = srv_header(r, "If-Range");
+    int ranged = (!if_range || !strcmp(if_range, etag)) ? parse_range(range, size, &off, &len) : 0;
+    if (ranged == 0) { off = 0; len = size; }
+    if (ranged < 0) {
+        close(fd);
+        free(hdr);
+        snprintf(crange, sizeof crange, "bytes */%llu", (unsigned long long)size);
+        srv_reply_error(r, SRV_E_RANGE, json_pack("{s:I}", "size", (json_int_t)size),
+                        "range '%s' is outside the file of %llu bytes", range, (unsigned long long)size);
+        MHD_add_response_header(r->response, "Content-Range", crange);
+        return;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
+    if (!resp) { close(fd); free(hdr); srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot answer with the file"); return; }
+    MHD_add_response_header(resp, "Content-Type", "application/x-hdf5");
+    MHD_add_response_header(resp, "ETag", etag);
+    MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+    MHD_add_response_header(resp, "Content-Disposition", disp);
+    MHD_add_response_header(resp, "X-Strata-Layers", hdr);
+    MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
+    if (ranged == 1) {
+        snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)off,
+                 (unsigned long long)(off + len - 1), (unsigned long long)size);
+        MHD_add_response_header(resp, "Content-Range", crange);
+    }
+    free(hdr);
+    r->bytes_out = strcmp(r->method, "HEAD") == 0 ? 0 : len;
+    srv_reply_response(r, ranged == 1 ? 206 : 200, resp);
+}
+
+/* Write the derived file for this request into cache/<key>.{h5,json}.
+ * Answers on failure (-1). */
+static int build_derived(srv_req *r, json_t *version, const char *model_arch, const char *sel_layers,
+                         const char *sel_exclude, const char *sel_for, const char *sel_format,
+                         const char *h5, const char *metap, const char *cache_dir, const char *key)
+{
+    vctx c = { .fd = -1 };
+    eng_arch *target = NULL;
+    eng_error err = {0};
+    eng_out_spec spec = {0};
+    eng_copy_plan *plan = NULL;
+    bool *chosen = NULL;
+    json_t *names = NULL, *meta = NULL;
+    char tmp_h5[4300] = "", tmp_meta[4400] = "", etag[80];
+    int rc = -1, dfd = -1;
+
+    c.v = json_incref(version);
+    if (sel_for && load_arch(r, sel_for, "for", &target)) goto out;
+    if (vctx_open(r, NULL, NULL, model_arch, &c)) goto out;
+    if (!(chosen = calloc(c.view->n ? c.view->n : 1, sizeof *chosen))) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
+    if (eng_select(c.view, c.s, sel_layers, sel_exclude, target, chosen, &err)) { srv_reply_engine_error(r, &err); goto out; }
+    names = json_array();
+    for (size_t i = 0; i < c.view->n; i++)
+        if (chosen[i]) json_array_append_new(names, json_string(c.view->layers[i].name));
+    if (!json_array_size(names)) {
+        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:[]}", "layers"),
+                        sel_for ? "no layer of this version fits the target architecture %s (see …/compatibility?with=)"
+                                : "the selection holds no layer%s", sel_for ? sel_for : "");
+        goto out;
+    }
+    int legacy_src = c.s->format == ENG_FMT_KERAS2_WEIGHTS || c.s->format == ENG_FMT_KERAS2_MODEL;
+    int keras3 = sel_format ? !strcmp(sel_format, "keras3") : !legacy_src;
+    if (keras3 == legacy_src && !c.a) {
+        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "format", keras3 ? "keras3" : "keras2"),
+                        "converting a %s file to %s needs the model's architecture (Keras 3 names weight groups "
+                        "by layer class), and this model has none", eng_format_name(c.s->format),
+                        keras3 ? "keras3" : "keras2");
+        goto out;
+    }
+    if (eng_derive_spec(c.view, c.s, chosen, keras3, &spec, &err)) { srv_reply_engine_error(r, &err); goto out; }
+
+    snprintf(tmp_h5, sizeof tmp_h5, "%s/.tmp-%s-XXXXXX", cache_dir, key);
+    dfd = mkstemp(tmp_h5);
+    if (dfd < 0) { tmp_h5[0] = 0; srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot create a file in %s: %s", cache_dir, strerror(errno)); goto out; }
+    close(dfd);
+    dfd = -1;
+    pthread_mutex_lock(&h5_lock);
+    eng_code ec = eng_write_layout(&spec, tmp_h5, &plan, &err);
+    pthread_mutex_unlock(&h5_lock);
+    if (ec) { srv_reply_engine_error(r, &err); goto out; }
+    if ((dfd = open(tmp_h5, O_RDWR | O_CLOEXEC)) < 0) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot reopen the derived file"); goto out; }
+    if (eng_write_data(c.fd, dfd, plan, etag, &err)) { srv_reply_engine_error(r, &err); goto out; }
+    meta = json_pack("{s:s, s:O, s:s, s:I}", "etag", etag, "layers", names, "format", keras3 ? "keras3" : "keras2",
+                     "tensor_bytes", (json_int_t)eng_copy_plan_bytes(plan));
+    snprintf(tmp_meta, sizeof tmp_meta, "%s.json", tmp_h5);
+    if (!meta || json_dump_file(meta, tmp_meta, JSON_COMPACT) != 0 || rename(tmp_meta, metap) != 0) {
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot write %s: %s", metap, strerror(errno));
+        goto out;
+    }
+    tmp_meta[0] = 0;
+    if (rename(tmp_h5, h5) != 0) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot write %s: %s", h5, strerror(errno)); goto out; }
+    tmp_h5[0] = 0;
+    SRV_LOG(SRV_LOG_INFO, "derived %s: %zu layers, %llu tensor bytes", h5, json_array_size(names),
+            (unsigned long long)eng_copy_plan_bytes(plan));
+    rc = 0;
+out:
+    if (dfd >= 0) close(dfd);
+    if (tmp_h5[0]) unlink(tmp_h5);
+    if (tmp_meta[0]) unlink(tmp_meta);
+    eng_copy_plan_free(plan);
+    eng_out_spec_release(&spec);
+    free(chosen);
+    json_decref(names);
+    json_decref(meta);
+    eng_arch_free(target);
+    vctx_release(&c);
+    return rc;
+}
+
+void srv_weights_derived(srv_req *r, json_t *version)
+{
+    const char *model = srv_param(r, "model");
+    const char *sel_layers = srv_query(r, "layers"), *sel_exclude = srv_query(r, "exclude");
+    const char *sel_for = srv_query(r, "for"), *sel_format = srv_query(r, "format");
+    const char *digest = json_string_value(json_object_get(version, "digest"));
+    json_int_t number = json_integer_value(json_object_get(version, "version"));
+    char *arch = NULL, *key = NULL, keyhex[65], h5[4200], metap[4200], cache_dir[4096];
+    json_t *meta = NULL;
+
+    if (sel_format && strcmp(sel_format, "keras2") && strcmp(sel_format, "keras3")) {
+        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s, s:[ss]}", "format", sel_format, "valid", "keras2", "keras3"),
+                        "format must be keras2 or keras3, not '%s'", sel_format);
+        return;
+    }
+    if ((sel_layers && strlen(sel_layers) > MAX_QUERY_LIST) || (sel_exclude && strlen(sel_exclude) > MAX_QUERY_LIST)) {
+        srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "layer lists longer than %u bytes are refused", MAX_QUERY_LIST);
+        return;
+    }
+    if (sel_for && !arch_id_ok(sel_for)) {
+        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "for", sel_for),
+                        "for must be an architecture id sha256:<64 hex digits>");
+        return;
+    }
+    if (!digest || model_arch_id(r, model, &arch)) return;
+    if (!(key = strdup(DERIVED_VERSION "\n")) ||
+        !(key = (char *)realloc(key, strlen(key) + strlen(digest) + 2 * 80 + 16))) {
+        free(key);
+        free(arch);
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    sprintf(key + strlen(key), "%s\narch=%s\nfor=%s\nformat=%s\n", digest, arch ? arch : "-", sel_for ? sel_for : "-",
+            sel_format ? sel_format : "-");
+    if ((sel_layers && norm_list("layers", sel_layers, &key)) || (sel_exclude && norm_list("exclude", sel_exclude, &key))) {
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    sha256_hex(key, strlen(key), keyhex);
+    snprintf(cache_dir, sizeof cache_dir, "%s/cache", st_data_dir(r->srv->st));
+    snprintf(h5, sizeof h5, "%s/%s.h5", cache_dir, keyhex);
+    snprintf(metap, sizeof metap, "%s/%s.json", cache_dir, keyhex);
+    mkdir(cache_dir, 0755);   /* gc may have removed it; EEXIST is fine */
+
+    if (access(h5, R_OK) != 0 || !(meta = read_meta(metap))) {
+        json_decref(meta);
+        meta = NULL;
+        if (build_derived(r, version, arch, sel_layers, sel_exclude, sel_for, sel_format, h5, metap, cache_dir, keyhex))
+            goto out;
+        if (!(meta = read_meta(metap))) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "the derived file vanished"); goto out; }
+    }
+    serve_derived(r, h5, meta, model, number);
+out:
+    json_decref(meta);
+    free(key);
+    free(arch);
+}
+
+/* ---- GET …/layers --------------------------------------------------------- */
+
+void srv_h_version_layers(srv_req *r)
+{
+    const char *model = srv_param(r, "model"), *ref = srv_param(r, "ref");
+    vctx c = { .fd = -1 };
+    char *arch = NULL;
+    eng_error err = {0};
+    eng_wstats *stats = NULL;
+    json_t *items = NULL;
+    if (name_ok(r, "model", model) || name_ok(r, "ref", ref) || model_arch_id(r, model, &arch)) goto out;
+    if (vctx_open(r, model, ref, arch, &c)) goto out;
+    json_t *stored = json_object_get(c.v, "layers");   /* weight names as the upload listed them */
+    items = json_array();
+    for (size_t i = 0; i < c.view->n; i++) {
+        const eng_vlayer *x = &c.view->layers[i];
+        const eng_wlayer *wl = x->file;
+        size_t nt = wl ? wl->ntensors : 0;
+        char digest[80] = "";
+        json_t *sl = NULL, *ws = json_array();
+        for (size_t k = 0; k < json_array_size(stored); k++) {
+            const char *sn = json_string_value(json_object_get(json_array_get(stored, k), "name"));
+            if (sn && !strcmp(sn, x->name)) sl = json_array_get(stored, k);
+        }
+        free(stats);
+        if (!(stats = calloc(nt ? nt : 1, sizeof *stats))) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
+        if (wl && eng_layer_scan(c.fd, wl, digest, stats, &err)) { srv_reply_engine_error(r, &err); goto out; }
+        json_int_t params = 0;
+        for (size_t k = 0; k < nt; k++) {
+            const eng_tensor *t = &wl->tensors[k];
+            json_int_t n = 1;
+            for (int d = 0; d < t->rank; d++) n *= t->shape[d];
+            params += n;
+            const char *wn = (int)k < x->nwnames ? x->wname[k] : NULL;
+            if (!wn) wn = json_string_value(json_object_get(json_array_get(json_object_get(sl, "weights"), k), "name"));
+            if (!wn) wn = t->name;
+            json_array_append_new(ws, json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:o}", "name", wn, "shape", shape_json(t),
+                                                "dtype", eng_dtype_name(t->dtype), "min", num_or_null(stats[k].min),
+                                                "max", num_or_null(stats[k].max), "mean", num_or_null(stats[k].mean),
+                                                "std", num_or_null(stats[k].std)));
+            if (stats[k].nonfinite)
+                json_object_set_new(json_array_get(ws, json_array_size(ws) - 1), "nonfinite", json_integer((json_int_t)stats[k].nonfinite));
+        }
+        json_array_append_new(items, json_pack("{s:s, s:s?, s:I, s:s?, s:o}", "name", x->name, "class", x->cls,
+                                               "params", params, "digest", digest[0] ? digest : NULL, "weights", ws));
+    }
+    srv_reply_json(r, 200, json_pack("{s:s, s:O, s:s, s:o}", "model", model, "version",
+                                     json_object_get(c.v, "version"), "format", eng_format_name(c.s->format),
+                                     "items", items));
+    items = NULL;
+out:
+    json_decref(items);
+    free(stats);
+    free(arch);
+    vctx_release(&c);
+}
+
+/* ---- GET …/compatibility?with= -------------------------------------------- */
+
+void srv_h_version_compat(srv_req *r)
+{
+    const char *model = srv_param(r, "model"), *ref = srv_param(r, "ref"), *with = srv_query(r, "with");
+    vctx c = { .fd = -1 };
+    char *arch = NULL;
+    eng_arch *target = NULL;
+    eng_error err = {0};
+    json_t *out = NULL;
+    if (name_ok(r, "model", model) || name_ok(r, "ref", ref)) goto done;
+    if (!with) {
+        srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "compatibility needs ?with=sha256:<architecture id>");
+        goto done;
+    }
+    if (model_arch_id(r, model, &arch) || load_arch(r, with, "with", &target)) goto done;
+    if (vctx_open(r, model, ref, arch, &c)) goto done;
+    if (eng_compat_json(target, c.s, c.view, &out, &err)) { srv_reply_engine_error(r, &err); goto done; }
+    json_object_set_new(out, "model", json_string(model));
+    json_object_set(out, "version", json_object_get(c.v, "version"));
+    srv_reply_json(r, 200, out);
+done:
+    eng_arch_free(target);
+    free(arch);
+    vctx_release(&c);
+}
+
+/* ---- GET …/diff/{other} ---------------------------------------------------- */
+
+static const eng_vlayer *view_get(const eng_view *v, const char *name)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (!strcmp(v->layers[i].name, name)) return &v->layers[i];
+    return NULL;
+}
+
+void srv_h_version_diff(srv_req *r)
+{
+    const char *model = srv_param(r, "model"), *ref = srv_param(r, "ref"), *other = srv_param(r, "other");
+    vctx a = { .fd = -1 }, b = { .fd = -1 };
+    char *arch = NULL;
+    eng_error err = {0};
+    json_t *layers = NULL;
+    if (name_ok(r, "model", model) || name_ok(r, "ref", ref) || name_ok(r, "other", other)) goto out;
+    if (model_arch_id(r, model, &arch)) goto out;
+    if (vctx_open(r, model, ref, arch, &a)) goto out;
+    if (arch && eng_arch_parse(eng_arch_canonical(a.a), strlen(eng_arch_canonical(a.a)), &b.a, &err)) {
+        srv_reply_engine_error(r, &err);
+        goto out;
+    }
+    if (vctx_open(r, model, other, NULL, &b)) goto out;
+    layers = json_array();
+    /* layers with weights in either version: a's model order, then b's own */
+    for (int pass = 0; pass < 2; pass++) {
+        const eng_view *v = pass ? b.view : a.view;
+        for (size_t i = 0; i < v->n; i++) {
+            const eng_vlayer *x = &v->layers[i];
+            const eng_vlayer *y = view_get(pass ? a.view : b.view, x->name);
+            bool xw = x->file && x->file->ntensors, yw = y && y->file && y->file->ntensors;
+            if (!xw && !yw) continue;
+            if (pass && yw) continue;   /* already listed from a */
+            json_t *o;
+            if (!yw) {
+                o = json_pack("{s:s, s:s}", "name", x->name, "status", pass ? "only_in_b" : "only_in_a");
+            } else if (!xw) {
+                o = json_pack("{s:s, s:s}", "name", x->name, "status", "only_in_b");
+            } else {
+                eng_diff_status st;
+                double l2 = 0, na = 0, mx = 0;
+                if (eng_layer_diff(a.fd, x->file, b.fd, y->file, &st, &l2, &na, &mx, &err)) {
+                    srv_reply_engine_error(r, &err);
+                    goto out;
+                }
+                if (st == ENG_DIFF_SHAPE) o = json_pack("{s:s, s:s}", "name", x->name, "status", "shape_changed");
+                else if (st == ENG_DIFF_IDENTICAL) o = json_pack("{s:s, s:s}", "name", x->name, "status", "identical");
+                else
+                    o = json_pack("{s:s, s:s, s:o, s:o, s:o}", "name", x->name, "status", "changed",
+                                  "relative_l2", na > 0 ? num_or_null(l2 / na) : json_null(),
+                                  "l2", num_or_null(l2), "max_abs_diff", num_or_null(mx));
+            }
+            if (!o || json_array_append_new(layers, o)) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
+        }
+    }
+    srv_reply_json(r, 200, json_pack("{s:s, s:O, s:O, s:o}", "model", model, "a", json_object_get(a.v, "version"),
+                                     "b", json_object_get(b.v, "version"), "layers", layers));
+    layers = NULL;
+out:
+    json_decref(layers);
+    free(arch);
+    vctx_release(&a);
+    vctx_release(&b);
+}

@@ -215,4 +215,99 @@ st_code st_token_count(st_store *st, int64_t *live, st_error *err);
 /* RFC 3339 UTC "2026-11-30T10:00:00Z" of now; buf >= 32 bytes. */
 void st_now_rfc3339(char *buf, size_t len);
 
+/* ---- history (storage/history.c) ---- */
+/* A run's training history: one value per (run, epoch, metric). Runs are
+ * created by the first history post or checkpoint upload naming them.
+ * Values are finite doubles; NAN in a batch or an answer means "no value
+ * for this metric at this epoch" (it is never stored). */
+
+/* Limits of one st_history_put, each with its reason:
+ * - epochs: a 4 MiB body of "0,1\n" rows carries ~1M epochs; no real run
+ *   has more, and the batch is held in memory.
+ * - metrics: a multi-output Keras model logs loss + metrics per output and
+ *   their val_ twins; 256 is far beyond what fit() produces.
+ * - values (epochs x metrics): 4 Mi doubles = 32 MiB of batch; the default
+ *   4 MiB body cannot carry more than ~2M numbers, so this only bites when
+ *   --max-json is raised. */
+#define ST_HISTORY_MAX_EPOCHS 1000000
+#define ST_HISTORY_MAX_METRICS 256
+#define ST_HISTORY_MAX_VALUES (4 * 1024 * 1024)
+/* Values one st_history_get may answer: ~40 MB of JSON text; a whole run of
+ * 100 000 epochs x 10 metrics fits twice. Narrow bigger queries. */
+#define ST_HISTORY_MAX_ANSWER 2000000
+/* Metric names: 1..128 bytes of printable ASCII without space, ',' or '"'
+ * (they travel unquoted in CSV headers and in ?metrics=a,b), and not
+ * "epoch" (CSVLogger's first column). */
+#define ST_METRIC_NAME_MAX 128
+int st_metric_name_valid(const char *name);
+
+/* Epochs of one run, dense: values[i * nmetrics + j] is metrics[j] at
+ * epochs[i], NAN when absent. Every value is finite or NAN; every epoch
+ * has at least one value. An epoch given twice: the later row wins (a
+ * CSVLogger file appended to after a resume). All borrowed. */
+typedef struct st_history_batch {
+    const char *run;
+    size_t nmetrics;
+    const char *const *metrics;
+    size_t nepochs;
+    const int64_t *epochs;
+    const double *values;
+} st_history_batch;
+
+/* One write transaction: the run row (created when new), then each epoch
+ * of the batch REPLACES what that epoch had (all its metrics: resumed
+ * training). *added / *updated count distinct epochs that had no row /
+ * some row before. All or nothing: INVALID (details {"epoch": e} or
+ * {"metric": name}) stores nothing; NOT_FOUND for an unknown model. */
+st_code st_history_put(st_store *st, const char *model, const st_history_batch *b,
+                       int64_t *added, int64_t *updated, st_error *err);
+
+typedef struct st_history_query {
+    const char *run;                 /* NULL: every run of the model */
+    const char *const *metrics;      /* NULL/0: every metric of each run */
+    size_t nmetrics;
+    int has_from, has_to;
+    int64_t from_epoch, to_epoch;    /* inclusive */
+} st_history_query;
+
+typedef struct st_checkpoint {
+    int64_t epoch;                   /* -1 when the version has no epoch */
+    int64_t version;
+} st_checkpoint;
+
+/* One run of an answer. metrics are sorted by name (byte order, as
+ * CSVLogger sorts its keys), or the query's list, deduplicated and sorted.
+ * epochs ascending: those where at least one of the metrics has a value.
+ * columns[j][i] is metrics[j] at epochs[i], NAN when absent. checkpoints:
+ * the run's live versions in the epoch range, by epoch then number. */
+typedef struct st_history_run {
+    char *run;
+    char *created_at;
+    size_t nepochs, nmetrics, ncheckpoints;
+    int64_t *epochs;
+    char **metrics;
+    double **columns;
+    st_checkpoint *checkpoints;
+} st_history_run;
+
+typedef struct st_history {
+    size_t nruns;
+    st_history_run *runs;            /* by run name */
+} st_history;
+
+/* *out is NEW (st_history_free). NOT_FOUND for an unknown model or run;
+ * INVALID for bad names, from > to, or an answer over ST_HISTORY_MAX_ANSWER. */
+st_code st_history_get(st_store *st, const char *model, const st_history_query *q,
+                       st_history **out, st_error *err);
+void st_history_free(st_history *h);    /* NULL ok */
+
+/* {"items":[{"run","created_at","epochs": count,"first_epoch"|null,
+ *  "last_epoch"|null,"best":{"<metric>":{"value","epoch","mode"}},
+ *  "checkpoints":[{"epoch"|null,"version"}]}…], "next": cursor|null}
+ * by run name; cursor is the last name. best: the lowest value for
+ * loss-like metrics, the highest for those containing "acc" (Keras
+ * mode='auto', as the model monitor); the earliest epoch on ties. */
+st_code st_run_list(st_store *st, const char *model, int limit, const char *after,
+                    json_t **out, st_error *err);
+
 #endif
