@@ -63,4 +63,4 @@ plan "history, one metric of a run (st_run_read)" \
 plan "history, an epoch of a run (st_history_put replace)" \
   "DELETE FROM history WHERE run_id = 1 AND epoch = 5"
 plan "versions order_by=metrics.val_loss (st_version_list)" \
-  "SELECT v.id FROM versions v JOIN version_metrics m ON m.model_id = v.model_id AND m.version_id = v.id AND m.metric = 'val_loss' WHERE v.model_id = 3 ORDER BY m.value ASC, v.number ASC LIMIT 6 OFFSET 0"
+  "SELECT v.id FROM version_metrics m CROSS JOIN versions v ON v.id = m.version_id WHERE m.model_id = 3 AND m.metric = 'val_loss' AND v.model_id = 3 ORDER BY m.value ASC, m.version_id ASC LIMIT 6 OFFSET 0"

@@ -577,11 +577,15 @@ st_code st_version_list(st_store *st, const char *model, const st_version_query 
     dir = q->descending ? "DESC" : "ASC";
 
 #define SQL_ADD(...) (len += (size_t)snprintf(sql + len, sizeof sql - len, __VA_ARGS__))
-    SQL_ADD("SELECT v.id FROM versions v ");
+    /* By a metric: walk version_metrics_order (model, metric, value,
+     * version) and stop at the page's end. CROSS JOIN keeps that loop
+     * outermost; left to itself, with statistics from a large table, SQLite
+     * would scan the model's versions and sort them all. */
     if (metric)
-        SQL_ADD("JOIN version_metrics m ON m.model_id = v.model_id AND m.version_id = v.id "
-                "AND m.metric = :metric ");
-    SQL_ADD("WHERE v.model_id = :model ");
+        SQL_ADD("SELECT v.id FROM version_metrics m CROSS JOIN versions v ON v.id = m.version_id "
+                "WHERE m.model_id = :model AND m.metric = :metric AND v.model_id = :model ");
+    else
+        SQL_ADD("SELECT v.id FROM versions v WHERE v.model_id = :model ");
     if (q->run)
         SQL_ADD("AND v.run = :run ");
     if (q->has_min_epoch)
@@ -593,7 +597,8 @@ st_code st_version_list(st_store *st, const char *model, const st_version_query 
     else if (q->tag)
         SQL_ADD("AND EXISTS (SELECT 1 FROM tags t WHERE t.model_id = v.model_id "
                 "AND t.version_id = v.id AND t.name = :tag) ");
-    SQL_ADD("ORDER BY %s %s, v.number %s LIMIT :limit OFFSET :offset", key, dir, dir);
+    SQL_ADD("ORDER BY %s %s, %s %s LIMIT :limit OFFSET :offset", key, dir,
+            metric ? "m.version_id" : "v.number", dir);
 #undef SQL_ADD
 
     rc = st_rbegin(st, &db, err);
