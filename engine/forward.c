@@ -21,6 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef STRATA_ENG_PROFILE
+#include <time.h>
+#endif
 
 #include "arch_int.h"
 #include "layers.h"
@@ -381,6 +384,18 @@ void eng_workspace_free(eng_workspace *ws)
     free(ws);
 }
 
+/* Conv2D and Dense kinds whose kernel was packed at load (aux[0]) apply a
+ * ReLU inside their GEMM's store (layer_conv.c, layer_dense.c, gemm.c):
+ * a second pass over the output would only cost memory traffic. */
+static bool relu_fused(const eng_mlayer *ml)
+{
+    static const char *const fusing[] = {"Conv2D", "Convolution2D", "AtrousConvolution2D", "Dense"};
+    if (ml->L->p.act != ENG_ACT_RELU || !ml->aux[0]) return false;
+    for (size_t i = 0; i < sizeof fusing / sizeof fusing[0]; i++)
+        if (!strcmp(ml->L->kind->keras_class, fusing[i])) return true;
+    return false;
+}
+
 /* (C, H, W) <-> (H, W, C) for `batch` samples. */
 static void to_hwc(float *dst, const float *src, const eng_shape *chw, size_t batch)
 {
@@ -398,31 +413,110 @@ static void to_chw(float *dst, const float *src, const eng_shape *chw, size_t ba
             for (size_t i = 0; i < HW; i++) dst[c * HW + i] = src[i * C + c];
 }
 
+#ifdef STRATA_ENG_PROFILE
+/* Benchmark-only per-layer timing (bench/engine_bench.c). Compiled in only
+ * with -DSTRATA_ENG_PROFILE: a process-wide table, not thread-safe, which is
+ * why it is never in the library strata links. */
+typedef struct eng_prof_layer {
+    const char *name, *cls;
+    double ns;
+    unsigned long calls, samples;
+    long gm, gn, gk;          /* GEMM shape per sample the layer lowers to, or 0 */
+} eng_prof_layer;
+static eng_prof_layer prof[ENG_MAX_LAYERS];
+static int prof_n;
+int eng_prof_get(const eng_prof_layer **out);
+void eng_prof_reset(void);
+int eng_prof_get(const eng_prof_layer **out) { *out = prof; return prof_n; }
+void eng_prof_reset(void)
+{
+    for (int i = 0; i < prof_n; i++) prof[i].ns = prof[i].calls = prof[i].samples = 0;
+}
+static double prof_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+static void prof_add(int i, const eng_layer *L, const eng_fwd *f, double ns)
+{
+    if (i >= ENG_MAX_LAYERS) return;
+    if (i >= prof_n) prof_n = i + 1;
+    eng_prof_layer *p = &prof[i];
+    p->name = L->name;
+    p->cls = L->cls;
+    p->ns += ns;
+    p->calls++;
+    p->samples += f->batch;
+    if (L->nw && L->w[0].rank == 4 && strstr(L->cls, "Conv") && !strstr(L->cls, "Depthwise") &&
+        !strstr(L->cls, "Separable") && !strstr(L->cls, "Transpose")) {
+        p->gm = (long)(f->outs.d[0] * f->outs.d[1]);
+        p->gn = (long)f->outs.d[2];
+        p->gk = (long)(L->p.kh * L->p.kw * f->in0.d[2]);
+    } else if (L->nw && !strcmp(L->kind->keras_class, "Dense")) {
+        p->gk = (long)f->in0.d[f->in0.rank - 1];
+        p->gn = L->p.units;
+        p->gm = (long)(eng_shape_count(&f->in0) / p->gk);
+    }
+}
+#endif
+
+/* Samples per pass through the layers: every layer's output of a pass
+ * should stay in the CPU's L2 cache (budget below), rather than streaming
+ * the whole batch through memory layer after layer (a batch of 64 ran
+ * 1.7x slower per image than a batch of 1 that way: bench/README.md).
+ * Layers never mix samples, so the result is the same. At least one. */
+#define ENG_PASS_BYTES ((size_t)1 << 20)
+
+static size_t pass_size(const eng_model *m, size_t batch)
+{
+    size_t per = (m->arena + m->scratch_per_sample) * sizeof(float);
+    size_t n = per ? ENG_PASS_BYTES / per : batch;
+    return n < 1 ? 1 : n > batch ? batch : n;
+}
+
+static void predict_pass(const eng_model *m, float *buf, const float *in, size_t batch, float *out);
+
 eng_code eng_model_predict(const eng_model *m, eng_workspace *ws, const float *in,
                            size_t batch, float *out, eng_error *err)
 {
     if (!m || !ws || !in || !out)
         return eng_arch_fail(err, ENG_ERR_INTERNAL, NULL, "eng_model_predict: NULL argument");
     if (batch == 0) return eng_arch_fail(err, ENG_ERR_INPUT, NULL, "empty batch");
-    const eng_arch *a = m->arch;
     size_t per = m->arena + m->scratch_per_sample;
     if (batch > (SIZE_MAX / sizeof(float) - m->scratch_fixed) / (per ? per : 1) ||
         batch * per > (size_t)1 << 34)
         return eng_arch_fail(err, ENG_ERR_LIMIT, NULL, "batch of %zu is too large for this model", batch);
-    size_t need = batch * per + m->scratch_fixed;
+    size_t pass = pass_size(m, batch);
+    size_t need = pass * per + m->scratch_fixed;
     if (need > ws->cap) {
         float *nb = realloc(ws->buf, need * sizeof *nb);
         if (!nb) return eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory for a batch of %zu", batch);
         ws->buf = nb;
         ws->cap = need;
     }
-    float *arena = ws->buf, *scratch = ws->buf + batch * m->arena;
+    for (size_t b = 0; b < batch; b += pass) {
+        size_t n = batch - b < pass ? batch - b : pass;
+        predict_pass(m, ws->buf, in + b * m->in_size, n, out + b * m->out_size);
+    }
+    return ENG_OK;
+}
+
+/* All layers on `batch` samples; buf holds batch * (arena + scratch per
+ * sample) + scratch_fixed floats. */
+static void predict_pass(const eng_model *m, float *buf, const float *in, size_t batch, float *out)
+{
+    const eng_arch *a = m->arch;
+    float *arena = buf, *scratch = buf + batch * m->arena;
     memcpy(arena + m->in_off * batch, in, batch * m->in_size * sizeof *in);
     for (int oi = 0; oi < a->nlayers; oi++) {
         int i = a->order[oi];
         const eng_mlayer *ml = &m->ml[i];
         const eng_layer *L = ml->L;
         if (ml->aliased) continue;
+#ifdef STRATA_ENG_PROFILE
+        double prof_t0 = prof_now();
+#endif
         eng_fwd f;
         memset(&f, 0, sizeof f);
         f.ml = ml;
@@ -453,9 +547,11 @@ eng_code eng_model_predict(const eng_model *m, eng_workspace *ws, const float *i
             f.scratch = scratch;
             L->kind->forward(&f);
         }
-        if (L->p.act != ENG_ACT_LINEAR)
+        if (L->p.act != ENG_ACT_LINEAR && !relu_fused(ml))
             eng_act_apply(dst, batch * ml->size, (size_t)L->out.d[L->out.rank - 1], L->p.act);
+#ifdef STRATA_ENG_PROFILE
+        prof_add(i, L, &f, prof_now() - prof_t0);
+#endif
     }
     memcpy(out, arena + m->ml[a->output].off * batch, batch * m->out_size * sizeof *out);
-    return ENG_OK;
 }

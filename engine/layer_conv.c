@@ -3,7 +3,9 @@
  * SeparableConvolution2D), Conv2DTranspose.
  *
  * Owns their config parsing, shape/weight inference and NHWC forward:
- * Conv2D by im2col + cblas_sgemm (direct sgemm for 1x1 stride-1 kernels),
+ * Conv2D by im2col + a GEMM (none for 1x1 stride-1 kernels): engine/gemm.c's
+ * small-N kernel on a kernel packed at load time (bias and ReLU fused), or
+ * cblas_sgemm on CPUs without AVX-512,
  * depthwise by direct loops, separable = depthwise + pointwise sgemm,
  * transpose by sgemm + col2im scatter. 'same' padding is TF's:
  * pad_total = max((out-1)*s + (k-1)*d + 1 - in, 0), pad_before = pad_total/2.
@@ -12,6 +14,7 @@
  * forward.c at load time. Activations are applied by forward.c.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
 
@@ -210,6 +213,48 @@ static void add_bias(float *y, size_t rows, size_t n, const float *bias)
         for (size_t j = 0; j < n; j++) y[j] += bias[j];
 }
 
+/* Pack the (kh*kw*C) x F kernel for eng_gemm into aux[0] (owned by the model). */
+static int conv_load(eng_mlayer *ml, char *why)
+{
+    const eng_layer *L = ml->L;
+    if (!eng_gemm_available() || !ml->w[0]) return 0;
+    int K = (int)(L->w[0].shape[0] * L->w[0].shape[1] * L->w[0].shape[2]), N = (int)L->w[0].shape[3];
+    ml->aux[0] = malloc(eng_gemm_packed_size(K, N) * sizeof(float));
+    if (!ml->aux[0]) { snprintf(why, ENG_WHY, "out of memory"); return -1; }
+    eng_gemm_pack(ml->aux[0], ml->w[0], K, N);
+    /* the packed copy replaces the kernel: a model holds its weights once */
+    free(ml->w[0]);
+    ml->w[0] = NULL;
+    /* 'valid' convolutions read their windows in place (eng_gemm_conv): the
+     * offset of window element (ky, kx, c) from the window's first pixel,
+     * for the input width the architecture fixes. aux[1] holds ints. */
+    if (!L->p.same) {
+        const int C = (int)L->w[0].shape[2];
+        const int64_t W = L->cf ? L->ish.d[2] : L->ish.d[1];
+        if ((int64_t)L->p.kh * L->p.dh * W * C >= (1LL << 30)) return 0;
+        int *koff = malloc((size_t)K * sizeof *koff);
+        if (!koff) { snprintf(why, ENG_WHY, "out of memory"); return -1; }
+        for (int ky = 0, k = 0; ky < L->p.kh; ky++)
+            for (int kx = 0; kx < L->p.kw; kx++)
+                for (int c = 0; c < C; c++) koff[k++] = (int)(((int64_t)ky * L->p.dh * W + kx * L->p.dw) * C + c);
+        ml->aux[1] = (float *)(void *)koff;
+    }
+    return 0;
+}
+
+/* y (M x F) = a (M x K) . kernel + bias, ReLU fused when packed. */
+static void conv_gemm(const eng_fwd *f, int M, int F, int K, const float *a, float *y)
+{
+    const eng_lparams *p = &f->L->p;
+    const float *bias = p->use_bias ? f->ml->w[1] : NULL;
+    if (f->ml->aux[0]) {
+        eng_gemm(M, F, K, a, K, f->ml->aux[0], bias, p->act == ENG_ACT_RELU, y, F);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, F, K, 1.0f, a, K, f->ml->w[0], F, 0.0f, y, F);
+    add_bias(y, (size_t)M, (size_t)F, bias);
+}
+
 static void conv_forward(const eng_fwd *f)
 {
     const eng_lparams *p = &f->L->p;
@@ -218,13 +263,17 @@ static void conv_forward(const eng_fwd *f)
     const int pt = p->same ? eng_pad_before(H, Ho, p->kh, p->sh, p->dh) : 0;
     const int pl = p->same ? eng_pad_before(W, Wo, p->kw, p->sw, p->dw) : 0;
     const int K = p->kh * p->kw * C;
-    const float *kern = f->ml->w[0];
-    const float *bias = p->use_bias ? f->ml->w[1] : NULL;
     bool direct = p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && Ho == H && Wo == W;
     if (direct) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)f->batch * H * W, F, C, 1.0f,
-                    f->in[0], C, kern, F, 0.0f, f->out, F);
-        add_bias(f->out, f->batch * (size_t)H * W, (size_t)F, bias);
+        conv_gemm(f, (int)f->batch * H * W, F, C, f->in[0], f->out);
+        return;
+    }
+    if (f->ml->aux[1] && !p->same && W == (int)(f->L->cf ? f->L->ish.d[2] : f->L->ish.d[1])) {
+        const int *koff = (const int *)(const void *)f->ml->aux[1];
+        const float *bias = p->use_bias ? f->ml->w[1] : NULL;
+        for (size_t b = 0; b < f->batch; b++)
+            eng_gemm_conv(Ho, Wo, F, K, f->in[0] + b * (size_t)H * W * C, (size_t)p->sh * W * C, p->sw * C, koff,
+                          f->ml->aux[0], bias, p->act == ENG_ACT_RELU, f->out + b * (size_t)Ho * Wo * F);
         return;
     }
     for (size_t b = 0; b < f->batch; b++) {
@@ -234,8 +283,17 @@ static void conv_forward(const eng_fwd *f)
         for (int oy = 0; oy < Ho; oy++)
             for (int ox = 0; ox < Wo; ox++) {
                 float *cp = col + ((size_t)oy * Wo + ox) * K;
+                const int ix0 = ox * p->sw - pl;
+                /* one row of the window is kw*C contiguous floats when it lies inside */
+                const bool row_inside = p->dw == 1 && ix0 >= 0 && ix0 + p->kw <= W;
                 for (int ky = 0; ky < p->kh; ky++) {
                     int iy = oy * p->sh - pt + ky * p->dh;
+                    if (row_inside && iy >= 0 && iy < H) {
+                        const float *src = x + ((size_t)iy * W + ix0) * C;
+                        for (int i = 0; i < p->kw * C; i++) cp[i] = src[i];
+                        cp += p->kw * C;
+                        continue;
+                    }
                     for (int kx = 0; kx < p->kw; kx++, cp += C) {
                         int ix = ox * p->sw - pl + kx * p->dw;
                         if (iy < 0 || iy >= H || ix < 0 || ix >= W) memset(cp, 0, (size_t)C * sizeof *cp);
@@ -243,8 +301,7 @@ static void conv_forward(const eng_fwd *f)
                     }
                 }
             }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Ho * Wo, F, K, 1.0f, col, K, kern, F, 0.0f, y, F);
-        add_bias(y, (size_t)Ho * Wo, (size_t)F, bias);
+        conv_gemm(f, Ho * Wo, F, K, col, y);
     }
 }
 
@@ -351,9 +408,9 @@ static void tr_forward(const eng_fwd *f)
 }
 
 const struct eng_layer_kind eng_kinds_conv[] = {
-    {"Conv2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, NULL, conv_scratch, conv_forward},
-    {"Convolution2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, NULL, conv_scratch, conv_forward},
-    {"AtrousConvolution2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, NULL, conv_scratch, conv_forward},
+    {"Conv2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, conv_load, conv_scratch, conv_forward},
+    {"Convolution2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, conv_load, conv_scratch, conv_forward},
+    {"AtrousConvolution2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, conv_load, conv_scratch, conv_forward},
     {"DepthwiseConv2D", ENG_K_SPATIAL, dw_parse, dw_shape, dw_weights, NULL, NULL, dw_forward},
     {"SeparableConv2D", ENG_K_SPATIAL, conv_parse, conv_shape, sep_weights, NULL, sep_scratch, sep_forward},
     {"SeparableConvolution2D", ENG_K_SPATIAL, conv_parse, conv_shape, sep_weights, NULL, sep_scratch, sep_forward},

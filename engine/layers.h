@@ -63,4 +63,19 @@ int eng_parse_shape(const json_t *v, bool with_batch, eng_shape *s, char *why);
 /* Parse a Keras activation into L->p.act (key "activation"). */
 int eng_parse_act(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, char *why);
 
+/* ---- engine/gemm.c: AVX-512 GEMM for CNN shapes (many rows, few columns) ----
+ * Weights are packed once at load (eng_gemm_pack) into eng_gemm_packed_size()
+ * floats; bias and ReLU are applied before the single store. Without
+ * AVX-512 eng_gemm_available() is false and callers use cblas_sgemm. */
+bool eng_gemm_available(void);
+size_t eng_gemm_packed_size(int K, int N);
+void eng_gemm_pack(float *dst, const float *B, int K, int N);
+/* C[M,N] = A[M,K] (row stride lda) x packed B + bias, ReLU when relu. */
+void eng_gemm(int M, int N, int K, const float *A, int lda, const float *Bp, const float *bias,
+              bool relu, float *C, int ldc);
+/* A 'valid' convolution read in place: the window of output pixel (i,j)
+ * starts at x + i*row_stride + j*col_stride, its K elements at koff[]. */
+void eng_gemm_conv(int Ho, int Wo, int N, int K, const float *x, size_t row_stride, int col_stride,
+                   const int *koff, const float *Bp, const float *bias, bool relu, float *C);
+
 #endif
