@@ -192,9 +192,19 @@ void srv_reply_error(srv_req *r, srv_err e, json_t *details, const char *fmt, ..
 void srv_reply_storage_error(srv_req *r, st_error *err)
 {
     json_t *details = err->details;
+    srv_err e = srv_err_from_storage(err->code);
     err->details = NULL;
-    srv_reply_error(r, srv_err_from_storage(err->code), details, "%s",
-                    err->msg[0] ? err->msg : st_strerror(err->code));
+    if (srv_err_info(e)->status >= 500) {
+        /* The server's own failure: the detail (paths under the data
+         * directory, SQLite's words) goes to the log, not to the client. */
+        SRV_LOG(SRV_LOG_ERROR, "request %s: storage: %s", r->request_id, err->msg);
+        srv_reply_error(r, e, details, "%s (request %s; the server log has the details)",
+                        e == SRV_E_NO_SPACE ? "the data directory is out of space"
+                                            : "the server could not complete the storage operation",
+                        r->request_id);
+    } else {
+        srv_reply_error(r, e, details, "%s", err->msg[0] ? err->msg : st_strerror(err->code));
+    }
     st_error_release(err);
 }
 
@@ -207,11 +217,45 @@ void srv_reply_engine_error(srv_req *r, eng_error *err)
     eng_error_release(err);
 }
 
+/* Deepest nesting of arrays/objects accepted in a JSON request body. Keras
+ * configs nest about 10 levels per (sub)model; Jansson's own bound (2048) is
+ * deep enough for our recursive walkers (json_dumps, the engine's config
+ * reader) to use a lot of a worker thread's stack, so we stop far sooner. */
+#define SRV_MAX_JSON_DEPTH 64
+
+/* Nesting depth of a JSON text, scanned without parsing (strings skipped). */
+static int json_text_depth(const char *p, size_t len)
+{
+    int depth = 0, max = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max) max = depth;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return max;
+}
+
 json_t *srv_body_json(srv_req *r)
 {
     json_error_t jerr;
     if (!r->body || r->body_len == 0) {
         srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "request body must be a JSON document");
+        return NULL;
+    }
+    int depth = json_text_depth(r->body, r->body_len);
+    if (depth > SRV_MAX_JSON_DEPTH) {
+        srv_reply_error(r, SRV_E_BAD_REQUEST,
+                        json_pack("{s:i,s:i}", "depth", depth, "limit", SRV_MAX_JSON_DEPTH),
+                        "request body nests arrays/objects %d levels deep; at most %d are accepted",
+                        depth, SRV_MAX_JSON_DEPTH);
         return NULL;
     }
     json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -235,6 +279,20 @@ static void req_free(srv_req *r)
     srv_upload_free(r->upload);
     if (r->response) MHD_destroy_response(r->response);
     free(r);
+}
+
+/* Slowloris: a body must arrive at SRV_MIN_BODY_RATE bytes/s on average once
+ * it has taken longer than --conn-timeout (whose idle timer alone a client
+ * resets with one byte at a time). Below that the connection is closed. */
+#define SRV_MIN_BODY_RATE 1024
+
+static int body_too_slow(const srv_req *r)
+{
+    uint64_t ns = srv_now_ns() - r->started_ns;
+    uint64_t grace = (uint64_t)r->srv->cfg->conn_timeout * 1000000000ull;
+    if (ns <= grace) return 0;
+    uint64_t got = r->route->body == SRV_BODY_UPLOAD ? srv_upload_received(r) : r->body_len;
+    return (double)got < (double)SRV_MIN_BODY_RATE * ((double)ns / 1e9);
 }
 
 static int body_append(srv_req *r, const char *data, size_t len)
@@ -341,6 +399,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             /* bodies on GET/DELETE are ignored */
         } else {
             body_append(r, upload_data, n);
+        }
+        if (r->route->body != SRV_BODY_NONE && body_too_slow(r)) {
+            /* No answer can be queued mid-body: close the connection (the
+             * completion callback frees the request and its temp file). */
+            SRV_LOG(SRV_LOG_WARN, "%s %s: body slower than %d bytes/s after %d s, closing (id=%s)",
+                    r->method, r->url, SRV_MIN_BODY_RATE, r->srv->cfg->conn_timeout, r->request_id);
+            return MHD_NO;
         }
         return MHD_YES;
     }

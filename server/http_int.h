@@ -175,6 +175,8 @@ int srv_upload_start(srv_req *r);
 /* Feed body bytes. Returns 0, or -1 after an error was recorded. */
 int srv_upload_feed(srv_req *r, const char *data, size_t len);
 void srv_upload_free(struct srv_upload_state *u);
+/* Body bytes an upload has received so far (for the minimum-rate check). */
+uint64_t srv_upload_received(const srv_req *r);
 
 /* ---- architectures shared by routes --------------------------------------- */
 /* Parse a JSON value (object) as an architecture and store it. On success

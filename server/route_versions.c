@@ -192,11 +192,17 @@ int srv_upload_start(srv_req *r)
     return 0;
 }
 
+uint64_t srv_upload_received(const srv_req *r)
+{
+    return r->upload ? r->upload->received : 0;
+}
+
 int srv_upload_feed(srv_req *r, const char *data, size_t len)
 {
     struct srv_upload_state *u = r->upload;
-    if (!u || u->failed) return -1;
-    u->received += len;
+    if (!u) return -1;
+    u->received += len;     /* counted after a failure too: the minimum rate */
+    if (u->failed) return -1;
     if (u->received > r->srv->cfg->max_body) {
         char lim[32];
         snprintf(lim, sizeof lim, "%llu", (unsigned long long)r->srv->cfg->max_body);

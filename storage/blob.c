@@ -594,7 +594,8 @@ static void st_rm_contents(int dirfd, struct st_gc_ctx *g, int depth)
 }
 
 /* Files under blobs/ with no row and older than cutoff: a crash between the
- * rename and the row. Writer lock held by the caller. */
+ * rename and the row. The caller holds the writer mutex and BEGIN IMMEDIATE
+ * (an upload renames and inserts its row inside one write transaction). */
 static st_code st_gc_orphans(st_store *st, struct st_gc_ctx *g, time_t cutoff, st_error *err)
 {
     char top[ST_PATH_MAX], sub[ST_PATH_MAX], path[ST_PATH_MAX];
@@ -704,16 +705,35 @@ st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds,
         st_wunlock(st);
         goto out;
     }
-    for (size_t i = 0; i < ndoomed; i++) {
+    /* The files go under the database's write lock again: the mutex alone
+     * only holds off this process, while `strata gc` runs beside the server.
+     * An upload dedupes and renames inside its own BEGIN IMMEDIATE, so here
+     * it has either committed its blob row (then the file stays) or not yet
+     * looked at the file. */
+    rc = st_exec(db, err, "BEGIN IMMEDIATE", NULL);
+    if (rc != ST_OK) {
+        st_wunlock(st);
+        goto out;
+    }
+    for (size_t i = 0; rc == ST_OK && i < ndoomed; i++) {
         struct stat sb;
+        int64_t one;
+        int found = 0;
         if (st_blob_path(st, doomed[i], path, sizeof path) != 0 || lstat(path, &sb) != 0)
+            continue;
+        if (!dry_run)           /* (a dry run kept the rows) */
+            rc = st_query_i64(db, err, &one, &found, "SELECT 1 FROM blobs WHERE digest = ?", "t",
+                              doomed[i]);
+        if (rc || found)        /* uploaded again since the rows went */
             continue;
         if (dry_run || unlink(path) == 0) {
             g.files++;
             g.bytes += (uint64_t)sb.st_size;
         }
     }
-    rc = st_gc_orphans(st, &g, cutoff, err);
+    if (rc == ST_OK)
+        rc = st_gc_orphans(st, &g, cutoff, err);
+    sqlite3_exec(db, rc == ST_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
     st_wunlock(st);
     if (rc)
         goto out;

@@ -36,6 +36,7 @@ have_fixtures() {
 # start_server [extra serve args...]: starts on a free port, sets BASE.
 start_server() {
     local log=$TEST_DIR/server.log
+    : >"$TEST_DIR/server.out"     # a restart must not read the old port
     "$STRATA_BIN" serve --listen 127.0.0.1:0 --data "$DATA" --threads 4 "$@" >"$TEST_DIR/server.out" 2>>"$log" &
     SERVER_PID=$!
     local i
