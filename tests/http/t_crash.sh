@@ -12,12 +12,12 @@
 # Kill moments come from a seeded PRNG (CRASH_SEED), so a failure replays.
 . "$(dirname "$0")/lib.sh"
 have_fixtures || { echo "0 passed, 0 failed, 1 skipped"; exit 0; }
-# CI: 80 kill points (about 90 s here); under ASan (the suite's second run)
-# an upload takes 3x longer, so 30 points with 3x the delays.
+# CI: 150 kill points (about 2 min here); under ASan (the suite's second run)
+# an upload takes 3x longer, so 40 points with 3x the delays.
 if nm -D "$STRATA_BIN" 2>/dev/null | grep -q __asan_init; then
-    POINTS=${CRASH_POINTS:-30} SCALE=3
+    POINTS=${CRASH_POINTS:-40} SCALE=3
 else
-    POINTS=${CRASH_POINTS:-80} SCALE=1
+    POINTS=${CRASH_POINTS:-150} SCALE=1
 fi
 CHECK_EVERY=${CHECK_EVERY:-20}
 RANDOM=${CRASH_SEED:-4242}
