@@ -256,7 +256,13 @@ static int check_metrics(srv_req *r, json_t *metrics)
         return -1;
     }
     json_object_foreach(metrics, k, v) {
-        if (!json_is_number(v) || !isfinite(json_number_value(v)) || !*k || strlen(k) > 128) {
+        if (!st_metric_name_valid(k)) {
+            srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "metric", k),
+                            "metric name '%.128s' must be 1 to 128 printable ASCII characters without "
+                            "space, ',' or '\"', and not 'epoch'", k);
+            return -1;
+        }
+        if (!json_is_number(v) || !isfinite(json_number_value(v))) {
             srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "metric", k),
                             "metric '%s' must have a finite number as its value", k);
             return -1;

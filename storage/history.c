@@ -26,13 +26,6 @@ int st_metric_name_valid(const char *name)
     return 1;
 }
 
-/* Keras ModelCheckpoint's mode='auto' (as models.c does for the monitor):
- * accuracy-like metrics grow, everything else shrinks. */
-static int st_metric_is_max(const char *metric)
-{
-    return strstr(metric, "acc") != NULL || strncmp(metric, "fmeasure", 8) == 0;
-}
-
 /* ---- put ---------------------------------------------------------------- */
 
 static st_code st_batch_check(const st_history_batch *b, st_error *err)

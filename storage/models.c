@@ -86,10 +86,9 @@ out:
     return rc;
 }
 
-/* Keras ModelCheckpoint's mode='auto': accuracy-like metrics grow. */
-static const char *st_monitor_auto_mode(const char *metric)
+int st_metric_is_max(const char *metric)
 {
-    return (strstr(metric, "acc") || strncmp(metric, "fmeasure", 8) == 0) ? "max" : "min";
+    return strstr(metric, "acc") != NULL || strncmp(metric, "fmeasure", 8) == 0;
 }
 
 st_code st_model_create(st_store *st, const st_model_new *m, json_t **out, st_error *err)
@@ -116,7 +115,7 @@ st_code st_model_create(st_store *st, const st_model_new *m, json_t **out, st_er
     if (mode && !m->monitor_metric)
         return st_fail(err, ST_ERR_INVALID, "monitor mode given without a metric");
     if (m->monitor_metric && !mode)
-        mode = st_monitor_auto_mode(m->monitor_metric);
+        mode = st_metric_is_max(m->monitor_metric) ? "max" : "min";
     st_now_rfc3339(now, sizeof now);
 
     rc = st_wbegin(st, &db, err);

@@ -97,6 +97,10 @@ void st_rend(st_store *st, sqlite3 *db);
  * dry_run only counts. */
 int st_tmp_sweep(st_store *st, int dry_run, uint64_t *files, uint64_t *bytes);
 
+/* models.c: Keras ModelCheckpoint's mode='auto' — accuracy-like metrics
+ * grow, everything else shrinks. The monitor and runs' "best" both use it. */
+int st_metric_is_max(const char *metric);
+
 /* ---- shared lookups ----------------------------------------------------- */
 /* models.c: model id by name; INVALID for a bad name, NOT_FOUND "model 'x' not found". */
 st_code st_model_lookup(sqlite3 *db, const char *name, int64_t *id, st_error *err);

@@ -67,7 +67,7 @@ req POST '/v1/models/m/versions?tag=prod' -H 'Content-Type: application/x-hdf5' 
 expect_status 400 "empty body"
 nothing_changed "empty body"
 
-for q in 'epoch=-1' 'epoch=abc' 'run=bad%20run' 'tag=123' 'tag=latest' 'metrics=%7Bnope' 'metrics=%7B%22a%22%3A%22x%22%7D' 'parent=nope'; do
+for q in 'epoch=-1' 'epoch=abc' 'run=bad%20run' 'tag=123' 'tag=latest' 'metrics=%7Bnope' 'metrics=%7B%22a%22%3A%22x%22%7D' 'metrics=%7B%22a%2Cb%22%3A1%7D' 'parent=nope'; do
     req POST "/v1/models/m/versions?$q" -H 'Content-Type: application/x-hdf5' -T "$mnist"
     expect_error 400 bad_request "bad metadata $q"
 done
