@@ -243,6 +243,26 @@ static int json_text_depth(const char *p, size_t len)
     return max;
 }
 
+static const struct {
+    const char *label, *key;
+    int (*valid)(const char *);
+    const char *extra;
+} name_kinds[] = {
+    [SRV_NAME_MODEL] = {"model name", "model", st_name_valid, ""},
+    [SRV_NAME_RUN]   = {"run name", "run", st_name_valid, ""},
+    [SRV_NAME_TAG]   = {"tag", "tag", st_tag_name_valid, " and not be all digits"},
+    [SRV_NAME_ARCH]  = {"architecture name", "name", st_name_valid, ""},
+};
+
+int srv_check_name(srv_req *r, enum srv_name_kind kind, const char *value)
+{
+    if (value && name_kinds[kind].valid(value)) return 0;
+    srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s?}", name_kinds[kind].key, value),
+                    "%s '%.140s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}%s", name_kinds[kind].label,
+                    value ? value : "", name_kinds[kind].extra);
+    return -1;
+}
+
 json_t *srv_body_json(srv_req *r)
 {
     json_error_t jerr;

@@ -117,6 +117,12 @@ void srv_reply_engine_error(srv_req *r, eng_error *err);    /* releases err */
 /* Takes ownership of resp. */
 void srv_reply_response(srv_req *r, unsigned status, struct MHD_Response *resp);
 
+/* Names (models, runs, tags, architectures): the contract's pattern, one
+ * table of kinds in http.c. Returns 0, or answers 400 naming the kind and
+ * returns -1. value may be NULL (then it is bad). */
+enum srv_name_kind { SRV_NAME_MODEL, SRV_NAME_RUN, SRV_NAME_TAG, SRV_NAME_ARCH };
+int srv_check_name(srv_req *r, enum srv_name_kind kind, const char *value);
+
 /* Parse the JSON body; on failure answers 400 and returns NULL. NEW ref. */
 json_t *srv_body_json(srv_req *r);
 
@@ -194,6 +200,9 @@ eng_code srv_arch_load(srv_server *srv, const char *id, eng_arch **out, eng_erro
  * caller answers 503: a file is never parsed outside the sandbox). */
 eng_code srv_sandbox_summary(srv_server *srv, const char *path, eng_summary **out,
                              eng_error *err, int *killed);
+/* The same for a route: counts kills and answers the error itself (503 when
+ * the sandbox could not be set up, else 422). Returns 0, or -1 after answering. */
+int srv_summary_or_reply(srv_req *r, const char *path, eng_summary **out);
 /* The child's side: `strata __summary FILE` writes the summary JSON to stdout. */
 int srv_sandbox_child_main(int argc, char **argv);
 

@@ -14,11 +14,7 @@ int srv_arch_store(srv_req *r, json_t *config, const char *name, char **id_out, 
     json_t *summary = NULL;
     int rc = -1;
 
-    if (name && !st_name_valid(name)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "name", name),
-                        "architecture name '%s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}", name);
-        goto out;
-    }
+    if (name && srv_check_name(r, SRV_NAME_ARCH, name)) goto out;
     text = json_dumps(config, JSON_COMPACT);
     if (!text) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
     if (eng_arch_parse(text, strlen(text), &a, &eerr)) {

@@ -546,10 +546,7 @@ static int is_csv(srv_req *r)
 static int model_param(srv_req *r, const char **model)
 {
     *model = srv_param(r, "model");
-    if (!st_name_valid(*model))
-        return bad(r, json_pack("{s:s}", "model", *model),
-                   "model name '%.140s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}", *model);
-    return 0;
+    return srv_check_name(r, SRV_NAME_MODEL, *model);
 }
 
 void srv_h_history_post(srv_req *r)
@@ -569,11 +566,8 @@ void srv_h_history_post(srv_req *r)
             "belong to, like \"r1\"");
         goto out;
     }
-    if (!st_name_valid(in.run)) {
-        bad(r, json_pack("{s:s}", "run", in.run),
-            "run name '%.140s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}", in.run);
+    if (srv_check_name(r, SRV_NAME_RUN, in.run))
         goto out;
-    }
     st_history_batch b = {
         .run = in.run, .nmetrics = in.nmetrics, .metrics = (const char *const *)in.metrics,
         .nepochs = in.nepochs, .epochs = in.epochs, .values = in.values,

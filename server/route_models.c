@@ -5,16 +5,6 @@
 
 #include "http_int.h"
 
-/* Reject a bad name with the contract's 400. Returns -1 after answering. */
-static int check_name(srv_req *r, const char *what, const char *name)
-{
-    if (name && st_name_valid(name)) return 0;
-    srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s?}", what, name),
-                    "%s name '%s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}", what,
-                    name ? name : "");
-    return -1;
-}
-
 void srv_h_model_create(srv_req *r)
 {
     json_t *body = srv_body_json(r), *out = NULL;
@@ -32,7 +22,7 @@ void srv_h_model_create(srv_req *r)
         goto out;
     }
     m.name = json_string_value(jname);
-    if (check_name(r, "model", m.name)) goto out;
+    if (srv_check_name(r, SRV_NAME_MODEL, m.name)) goto out;
     if (jdesc && !json_is_null(jdesc)) {
         if (!json_is_string(jdesc)) {
             srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "'description' must be a string");
@@ -86,7 +76,7 @@ void srv_h_model_get(srv_req *r)
     json_t *out = NULL, *arch = NULL;
     st_error err = {0};
     const char *name = srv_param(r, "model");
-    if (check_name(r, "model", name)) return;
+    if (srv_check_name(r, SRV_NAME_MODEL, name)) return;
     if (st_model_get(r->srv->st, name, &out, &err)) { srv_reply_storage_error(r, &err); return; }
     /* Expand the architecture id into its summary, as the contract promises. */
     const char *aid = json_string_value(json_object_get(out, "architecture"));
@@ -108,7 +98,7 @@ void srv_h_model_delete(srv_req *r)
 {
     st_error err = {0};
     const char *name = srv_param(r, "model");
-    if (check_name(r, "model", name)) return;
+    if (srv_check_name(r, SRV_NAME_MODEL, name)) return;
     if (st_model_delete(r->srv->st, name, query_bool(r, "force"), &err)) {
         srv_reply_storage_error(r, &err);
         return;

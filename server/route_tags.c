@@ -10,17 +10,7 @@ static int tag_params(srv_req *r, const char **model, const char **tag)
 {
     *model = srv_param(r, "model");
     *tag = srv_param(r, "tag");
-    if (!st_name_valid(*model)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "model", *model),
-                        "model name '%s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}", *model);
-        return -1;
-    }
-    if (!st_tag_name_valid(*tag)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "tag", *tag),
-                        "tag '%s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127} and not be all digits", *tag);
-        return -1;
-    }
-    return 0;
+    return srv_check_name(r, SRV_NAME_MODEL, *model) || srv_check_name(r, SRV_NAME_TAG, *tag) ? -1 : 0;
 }
 
 void srv_h_tag_put(srv_req *r)

@@ -101,22 +101,13 @@ static int model_arch_id(srv_req *r, const char *model, char **id)
 static int open_version(srv_req *r, json_t *v, int *fd, eng_summary **s)
 {
     st_error serr = {0};
-    eng_error err = {0};
     uint64_t size = 0;
-    int killed = 0;
     char path[64];
     const char *digest = json_string_value(json_object_get(v, "digest"));
     if (!digest || strlen(digest) != 71) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "version without a digest"); return -1; }
     if (st_blob_open(r->srv->st, digest + 7, fd, &size, &serr)) { srv_reply_storage_error(r, &serr); return -1; }
     snprintf(path, sizeof path, "/proc/self/fd/%d", *fd);
-    if (srv_sandbox_summary(r->srv, path, s, &err, &killed)) {
-        if (killed == 1) atomic_fetch_add(&r->srv->sandbox_kills, 1);
-        if (killed == 2) {
-            srv_reply_error(r, SRV_E_UNAVAILABLE, NULL, "%s", err.msg);
-            eng_error_release(&err);
-        } else {
-            srv_reply_engine_error(r, &err);
-        }
+    if (srv_summary_or_reply(r, path, s)) {
         close(*fd);
         *fd = -1;
         return -1;

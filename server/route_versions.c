@@ -123,11 +123,7 @@ int srv_upload_start(srv_req *r)
     json_t *m = NULL;
     int multipart = 0, raw = 0;
 
-    if (!st_name_valid(model)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "model", model),
-                        "model name '%s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}", model);
-        return -1;
-    }
+    if (srv_check_name(r, SRV_NAME_MODEL, model)) return -1;
     if (cl && te) {
         srv_reply_error(r, SRV_E_BAD_REQUEST, NULL,
                         "a request may not carry both Content-Length and Transfer-Encoding");
@@ -346,11 +342,7 @@ static int read_meta(srv_req *r, struct upload_meta *m)
             return -1;
         }
     }
-    if (m->run && !st_name_valid(m->run)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "run", m->run),
-                        "run name '%s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}", m->run);
-        return -1;
-    }
+    if (m->run && srv_check_name(r, SRV_NAME_RUN, m->run)) return -1;
     if (m->metrics && check_metrics(r, m->metrics)) return -1;
     if (m->notes && strlen(m->notes) > NOTES_MAX) {
         srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "'notes' is over %d bytes", NOTES_MAX);
@@ -445,18 +437,9 @@ static int validate_upload(srv_req *r, const char *path, int fd, const char **fo
     eng_summary *s = NULL;
     eng_arch *a = NULL;
     eng_error err = {0};
-    int killed = 0, rc = -1;
+    int rc = -1;
 
-    if (srv_sandbox_summary(r->srv, path, &s, &err, &killed)) {
-        if (killed == 1) atomic_fetch_add(&r->srv->sandbox_kills, 1);
-        if (killed == 2) {
-            srv_reply_error(r, SRV_E_UNAVAILABLE, NULL, "%s", err.msg);
-            eng_error_release(&err);
-        } else {
-            srv_reply_engine_error(r, &err);
-        }
-        goto out;
-    }
+    if (srv_summary_or_reply(r, path, &s)) goto out;
     *format = eng_format_name(s->format);
     if (!u->architecture) {
         if (eng_summary_layers_json(fd, s, layers, &err)) { srv_reply_engine_error(r, &err); goto out; }
@@ -550,10 +533,7 @@ out:
 static int model_param(srv_req *r, const char **model)
 {
     *model = srv_param(r, "model");
-    if (st_name_valid(*model)) return 0;
-    srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "model", *model),
-                    "model name '%s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}", *model);
-    return -1;
+    return srv_check_name(r, SRV_NAME_MODEL, *model);
 }
 
 /* A ref is a version number, a tag, or "latest". */
@@ -760,7 +740,7 @@ void srv_h_version_predict(srv_req *r)
     eng_model *em = NULL;
     eng_workspace *ws = NULL;
     float *in = NULL, *outv = NULL;
-    int fd = -1, killed = 0;
+    int fd = -1;
     uint64_t size;
     char path[4200];
 
@@ -782,7 +762,7 @@ void srv_h_version_predict(srv_req *r)
     if (st_blob_open(r->srv->st, digest, &fd, &size, &serr)) { srv_reply_storage_error(r, &serr); goto out; }
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     if (srv_arch_load(r->srv, aid, &a, &eerr)) { srv_reply_engine_error(r, &eerr); goto out; }
-    if (srv_sandbox_summary(r->srv, path, &s, &eerr, &killed)) { srv_reply_engine_error(r, &eerr); goto out; }
+    if (srv_summary_or_reply(r, path, &s)) goto out;
     if (eng_model_load(a, s, fd, &em, &eerr)) { srv_reply_engine_error(r, &eerr); goto out; }
 
     arch_json = eng_arch_to_json(a);

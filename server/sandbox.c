@@ -196,6 +196,21 @@ out:
     return err->code;
 }
 
+int srv_summary_or_reply(srv_req *r, const char *path, eng_summary **out)
+{
+    eng_error err = {0};
+    int killed = 0;
+    if (srv_sandbox_summary(r->srv, path, out, &err, &killed) == ENG_OK) return 0;
+    if (killed == 1) atomic_fetch_add(&r->srv->sandbox_kills, 1);
+    if (killed == 2) {
+        srv_reply_error(r, SRV_E_UNAVAILABLE, NULL, "%s", err.msg);
+        eng_error_release(&err);
+    } else {
+        srv_reply_engine_error(r, &err);
+    }
+    return -1;
+}
+
 /* ---- the child ---------------------------------------------------------------- */
 
 /* System calls libhdf5, glibc and the summary writer need. Everything else
