@@ -263,6 +263,86 @@ int srv_check_name(srv_req *r, enum srv_name_kind kind, const char *value)
     return -1;
 }
 
+/* One "bytes=A-B" / "bytes=A-" / "bytes=-N" range against size: 0 none or
+ * ignored (a multi-range gets the whole file), 1 *off and *len set, -1
+ * unsatisfiable (416). */
+static int parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
+{
+    char *end;
+    if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ',')) return 0;
+    const char *p = h + 6;
+    if (*p == '-') {
+        unsigned long long n = strtoull(p + 1, &end, 10);
+        if (*end || end == p + 1 || n == 0 || size == 0) return -1;
+        if (n > size) n = size;
+        *off = size - n;
+        *len = n;
+        return 1;
+    }
+    unsigned long long a = strtoull(p, &end, 10), b = size ? size - 1 : 0;
+    if (end == p || *end != '-') return 0;
+    p = end + 1;
+    if (*p) {
+        b = strtoull(p, &end, 10);
+        if (*end) return 0;
+        if (b >= size) b = size ? size - 1 : 0;
+    }
+    if (a >= size || b < a) return -1;
+    *off = a;
+    *len = b - a + 1;
+    return 1;
+}
+
+void srv_reply_file(srv_req *r, int fd, uint64_t size, const char *etag, const char *disposition,
+                    const char *extra_name, const char *extra_value)
+{
+    char quoted[160], crange[96];
+    uint64_t off = 0, len = size;
+    struct MHD_Response *resp;
+    snprintf(quoted, sizeof quoted, "\"%s\"", etag);
+
+    const char *inm = srv_header(r, "If-None-Match");
+    if (inm && (strstr(inm, etag) || strcmp(inm, "*") == 0)) {
+        close(fd);
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(resp, "ETag", quoted);
+        if (extra_name) MHD_add_response_header(resp, extra_name, extra_value);
+        srv_reply_response(r, 304, resp);
+        return;
+    }
+    const char *range = srv_header(r, "Range"), *if_range = srv_header(r, "If-Range");
+    int rr = parse_range(range, size, &off, &len);
+    if (rr != 0 && if_range && strcmp(if_range, quoted) != 0) rr = 0;   /* changed: send it all */
+    if (rr == 0) { off = 0; len = size; }
+    if (rr < 0) {
+        close(fd);
+        snprintf(crange, sizeof crange, "bytes */%llu", (unsigned long long)size);
+        srv_reply_error(r, SRV_E_RANGE, json_pack("{s:I}", "size", (json_int_t)size),
+                        "range '%s' is outside the file of %llu bytes", range, (unsigned long long)size);
+        MHD_add_response_header(r->response, "Content-Range", crange);
+        return;
+    }
+    resp = MHD_create_response_from_fd_at_offset64(len, fd, off);   /* owns fd from here */
+    if (!resp) {
+        close(fd);
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot answer with the file");
+        return;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/x-hdf5");
+    MHD_add_response_header(resp, "ETag", quoted);
+    MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+    MHD_add_response_header(resp, "Content-Disposition", disposition);
+    MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
+    if (extra_name) MHD_add_response_header(resp, extra_name, extra_value);
+    if (rr == 1) {
+        snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)off,
+                 (unsigned long long)(off + len - 1), (unsigned long long)size);
+        MHD_add_response_header(resp, "Content-Range", crange);
+    }
+    r->bytes_out = strcmp(r->method, "HEAD") == 0 ? 0 : len;
+    srv_reply_response(r, rr == 1 ? 206 : 200, resp);
+}
+
 json_t *srv_body_json(srv_req *r)
 {
     json_error_t jerr;

@@ -123,6 +123,13 @@ void srv_reply_response(srv_req *r, unsigned status, struct MHD_Response *resp);
 enum srv_name_kind { SRV_NAME_MODEL, SRV_NAME_RUN, SRV_NAME_TAG, SRV_NAME_ARCH };
 int srv_check_name(srv_req *r, enum srv_name_kind kind, const char *value);
 
+/* Answer with a file (immutable content): ETag "<etag>", If-None-Match (304),
+ * a single Range / If-Range (206, 416), Accept-Ranges, Content-Disposition,
+ * and one extra header when extra_name is not NULL. STEALS fd (closed on
+ * every path). */
+void srv_reply_file(srv_req *r, int fd, uint64_t size, const char *etag, const char *disposition,
+                    const char *extra_name, const char *extra_value);
+
 /* Parse the JSON body; on failure answers 400 and returns NULL. NEW ref. */
 json_t *srv_body_json(srv_req *r);
 

@@ -211,44 +211,14 @@ static json_t *read_meta(const char *path)
     return json_load_file(path, 0, &je);
 }
 
-/* One "bytes=A-B" / "bytes=A-" / "bytes=-N" range against size: 0 none or
- * ignored (multi-range: the whole file), 1 set, -1 unsatisfiable (416). */
-static int parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
-{
-    char *end;
-    if (!h || strncmp(h, "bytes=", 6) || strchr(h, ',')) return 0;
-    const char *p = h + 6;
-    if (*p == '-') {
-        unsigned long long n = strtoull(p + 1, &end, 10);
-        if (*end || end == p + 1 || n == 0 || size == 0) return -1;
-        if (n > size) n = size;
-        *off = size - n;
-        *len = n;
-        return 1;
-    }
-    unsigned long long a = strtoull(p, &end, 10), b = size ? size - 1 : 0;
-    if (end == p || *end != '-') return 0;
-    p = end + 1;
-    if (*p) {
-        b = strtoull(p, &end, 10);
-        if (*end) return 0;
-        if (b >= size) b = size ? size - 1 : 0;
-    }
-    if (a >= size || b < a) return -1;
-    *off = a;
-    *len = b - a + 1;
-    return 1;
-}
-
 /* Serve a finished derived file (ETag, If-None-Match, Range). */
 static void serve_derived(srv_req *r, const char *h5, json_t *meta, const char *model, json_int_t number)
 {
     const char *etag_v = json_string_value(json_object_get(meta, "etag"));
     const char *fmt = json_string_value(json_object_get(meta, "format"));
     json_t *names = json_object_get(meta, "layers");
-    char etag[96], disp[256], crange[96];
+    char disp[256];
     struct stat st;
-    snprintf(etag, sizeof etag, "\"%s\"", etag_v ? etag_v : "");
     snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%lld-partial%s\"", model, (long long)number,
              fmt && !strcmp(fmt, "keras3") ? ".weights.h5" : ".h5");
     /* X-Strata-Layers: what the file holds, in model order */
@@ -260,51 +230,15 @@ static void serve_derived(srv_req *r, const char *h5, json_t *meta, const char *
     for (size_t i = 0, o = 0; i < json_array_size(names); i++)
         o += (size_t)sprintf(hdr + o, "%s%s", i ? "," : "", json_string_value(json_array_get(names, i)));
 
-    const char *inm = srv_header(r, "If-None-Match");
-    if (inm && etag_v && (strstr(inm, etag_v) || !strcmp(inm, "*"))) {
-        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(resp, "ETag", etag);
-        MHD_add_response_header(resp, "X-Strata-Layers", hdr);
-        srv_reply_response(r, 304, resp);
-        free(hdr);
-        return;
-    }
     int fd = open(h5, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) != 0) {
+    if (fd < 0 || fstat(fd, &st) != 0 || !etag_v) {
         if (fd >= 0) close(fd);
         free(hdr);
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot open the derived file");
         return;
     }
-    uint64_t size = (uint64_t)st.st_size, off = 0, len = size;
-    const char *range = srv_header(r, "Range"), *if_range = srv_header(r, "If-Range");
-    int ranged = (!if_range || !strcmp(if_range, etag)) ? parse_range(range, size, &off, &len) : 0;
-    if (ranged == 0) { off = 0; len = size; }
-    if (ranged < 0) {
-        close(fd);
-        free(hdr);
-        snprintf(crange, sizeof crange, "bytes */%llu", (unsigned long long)size);
-        srv_reply_error(r, SRV_E_RANGE, json_pack("{s:I}", "size", (json_int_t)size),
-                        "range '%s' is outside the file of %llu bytes", range, (unsigned long long)size);
-        MHD_add_response_header(r->response, "Content-Range", crange);
-        return;
-    }
-    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
-    if (!resp) { close(fd); free(hdr); srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot answer with the file"); return; }
-    MHD_add_response_header(resp, "Content-Type", "application/x-hdf5");
-    MHD_add_response_header(resp, "ETag", etag);
-    MHD_add_response_header(resp, "Accept-Ranges", "bytes");
-    MHD_add_response_header(resp, "Content-Disposition", disp);
-    MHD_add_response_header(resp, "X-Strata-Layers", hdr);
-    MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
-    if (ranged == 1) {
-        snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)off,
-                 (unsigned long long)(off + len - 1), (unsigned long long)size);
-        MHD_add_response_header(resp, "Content-Range", crange);
-    }
+    srv_reply_file(r, fd, (uint64_t)st.st_size, etag_v, disp, "X-Strata-Layers", hdr);
     free(hdr);
-    r->bytes_out = strcmp(r->method, "HEAD") == 0 ? 0 : len;
-    srv_reply_response(r, ranged == 1 ? 206 : 200, resp);
 }
 
 /* Write the derived file for this request into cache/<key>.{h5,json}.

@@ -615,46 +615,14 @@ void srv_h_version_delete(srv_req *r)
 
 /* ---- weights download --------------------------------------------------------- */
 
-/* Parse a single "bytes=A-B" range against size. 0: no or ignored Range,
- * 1: *off and *len set, -1: unsatisfiable (416). */
-static int parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
-{
-    if (!h) return 0;
-    if (strncmp(h, "bytes=", 6) != 0 || strchr(h, ',')) return 0;   /* multi-range: whole file */
-    const char *p = h + 6;
-    char *end;
-    if (*p == '-') {
-        unsigned long long n = strtoull(p + 1, &end, 10);
-        if (*end || end == p + 1 || n == 0) return -1;
-        if (n > size) n = size;
-        if (size == 0) return -1;
-        *off = size - n;
-        *len = n;
-        return 1;
-    }
-    unsigned long long a = strtoull(p, &end, 10);
-    if (end == p || *end != '-') return 0;
-    p = end + 1;
-    unsigned long long b = size ? size - 1 : 0;
-    if (*p) {
-        b = strtoull(p, &end, 10);
-        if (*end) return 0;
-        if (b >= size) b = size - 1;
-    }
-    if (a >= size || b < a) return -1;
-    *off = a;
-    *len = b - a + 1;
-    return 1;
-}
-
 void srv_h_version_weights(srv_req *r)
 {
     const char *model, *ref;
     json_t *v = NULL;
     st_error err = {0};
     int fd = -1;
-    uint64_t size = 0, off = 0, len = 0;
-    char etag[80], disp[200], crange[96];
+    uint64_t size = 0;
+    char disp[200];
 
     if (model_param(r, &model) || ref_param(r, &ref)) return;
     if (st_version_get(r->srv->st, model, ref, &v, &err)) { srv_reply_storage_error(r, &err); return; }
@@ -667,47 +635,10 @@ void srv_h_version_weights(srv_req *r)
     }
     const char *digest = json_string_value(json_object_get(v, "digest"));   /* "sha256:<hex>" */
     json_int_t number = json_integer_value(json_object_get(v, "version"));
-    snprintf(etag, sizeof etag, "\"%s\"", digest);
     snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%lld.h5\"", model, (long long)number);
-
-    const char *inm = srv_header(r, "If-None-Match");
-    if (inm && (strstr(inm, digest) || strcmp(inm, "*") == 0)) {
-        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(resp, "ETag", etag);
-        srv_reply_response(r, 304, resp);
-        goto out;
-    }
     if (st_blob_open(r->srv->st, digest + 7, &fd, &size, &err)) { srv_reply_storage_error(r, &err); goto out; }
-
-    int rr = parse_range(srv_header(r, "Range"), size, &off, &len);
-    const char *if_range = srv_header(r, "If-Range");
-    if (rr != 0 && if_range && strcmp(if_range, etag) != 0) rr = 0;   /* changed: send it all */
-    if (rr < 0) {
-        snprintf(crange, sizeof crange, "bytes */%llu", (unsigned long long)size);
-        srv_reply_error(r, SRV_E_RANGE, json_pack("{s:I}", "size", (json_int_t)size),
-                        "range '%s' is outside the file of %llu bytes", srv_header(r, "Range"),
-                        (unsigned long long)size);
-        MHD_add_response_header(r->response, "Content-Range", crange);
-        goto out;
-    }
-    if (rr == 0) { off = 0; len = size; }
-    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
-    if (!resp) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot answer with the file"); goto out; }
-    fd = -1;   /* the response owns it */
-    MHD_add_response_header(resp, "Content-Type", "application/x-hdf5");
-    MHD_add_response_header(resp, "ETag", etag);
-    MHD_add_response_header(resp, "Accept-Ranges", "bytes");
-    MHD_add_response_header(resp, "Content-Disposition", disp);
-    MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
-    if (rr == 1) {
-        snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)off,
-                 (unsigned long long)(off + len - 1), (unsigned long long)size);
-        MHD_add_response_header(resp, "Content-Range", crange);
-    }
-    r->bytes_out = strcmp(r->method, "HEAD") == 0 ? 0 : len;
-    srv_reply_response(r, rr == 1 ? 206 : 200, resp);
+    srv_reply_file(r, fd, size, digest, disp, NULL, NULL);
 out:
-    if (fd >= 0) close(fd);
     json_decref(v);
 }
 
