@@ -1,13 +1,53 @@
 /* bench/history_fill.c — fills a data directory for bench/history.sh through
  * the storage API: model "big" with one run of 100 000 epochs x 10 metrics,
  * and model "many" with 100 runs x 1 000 epochs x 10 metrics (100 000 epochs
- * in the model). Prints how long the writes took. Not part of the build. */
+ * in the model). Prints how long the writes took. Not part of the build.
+ * `history_fill --explain DATA_DIR` prints the query plans of the searches
+ * bench/history.sh times, from the SQL st_version_list itself builds. */
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "storage.h"
+#include "store_int.h"
+
+/* storage/versions.c: the exact SQL st_version_list runs (internal). */
+
+static int explain(const char *dir)
+{
+    static const struct { const char *name; st_version_query q; } qs[] = {
+        { "order_by=metrics.val_loss&order=asc&limit=5",
+          { .order_by = "metrics.val_loss", .limit = 5 } },
+        { "order_by=metrics.val_loss&order=desc&limit=100",
+          { .order_by = "metrics.val_loss", .descending = 1, .limit = 100 } },
+        { "run=r7&order_by=metrics.loss&order=asc&limit=5",
+          { .run = "r7", .order_by = "metrics.loss", .limit = 5 } },
+    };
+    char path[4096], sql[1200];
+    sqlite3 *db = NULL;
+    snprintf(path, sizeof path, "%s/strata.db", dir);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        return 1;
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        sqlite3_stmt *s = NULL;
+        strcpy(sql, "EXPLAIN QUERY PLAN ");
+        if (st_version_list_sql(&qs[i].q, 0, sql + strlen(sql), sizeof sql - strlen(sql)))
+            return 1;
+        printf("# versions %s (st_version_list)\n    %s\n", qs[i].name, sql + 19);
+        if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+            printf("    prepare: %s\n", sqlite3_errmsg(db));
+            continue;
+        }
+        while (sqlite3_step(s) == SQLITE_ROW)
+            printf("    %s\n", (const char *)sqlite3_column_text(s, 3));
+        sqlite3_finalize(s);
+    }
+    sqlite3_close(db);
+    return 0;
+}
 
 static double now(void)
 {
@@ -46,6 +86,8 @@ int main(int argc, char **argv)
     st_error err = { 0 };
     json_t *o = NULL;
     double t0;
+    if (argc == 3 && strcmp(argv[1], "--explain") == 0)
+        return explain(argv[2]);
     if (argc < 2 || st_open(argv[1], &st, &err)) {
         fprintf(stderr, "usage: history_fill DATA_DIR (%s)\n", err.msg);
         return 1;

@@ -302,14 +302,37 @@ eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *ch
  * (callers serialise it: Debian's libhdf5 is not thread-safe):
  * eng_write_layout creates `path` with every group, attribute and dataset
  * (contiguous, allocated early, never filled; no timestamps; fixed-length
- * NULLPAD strings) and returns where each tensor's bytes go;
- * eng_write_data then copies the tensor bytes from src_fd with pread/pwrite
- * (no libhdf5) and hashes the finished file in one pass: etag =
- * "sha256:<hex>" of the whole output. Output is deterministic. */
+ * NULLPAD strings) and returns where each tensor's bytes go. Output is
+ * deterministic for one eng_write_id(). Then either
+ * - eng_write_data copies the tensor bytes from src_fd with pread/pwrite
+ *   (no libhdf5) and hashes the finished file in one pass: etag =
+ *   "sha256:<hex>" of the whole output (a standalone file); or
+ * - eng_write_skeleton copies nothing: it compacts the layout file in place
+ *   to its metadata bytes (every byte that is not tensor data, in order; the
+ *   "skeleton") and lists the derived file as pieces, in file order: ranges
+ *   of the skeleton and ranges of the source (the upload src_fd would have
+ *   been read from). Concatenated, the pieces are exactly the bytes
+ *   eng_write_data would have produced. *pieces is NEW (free()); *total is
+ *   the derived file's size. */
 typedef struct eng_copy_plan eng_copy_plan;
 eng_code eng_write_layout(const eng_out_spec *spec, const char *path, eng_copy_plan **out, eng_error *err);
 eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan, char etag[80], eng_error *err);
 void eng_copy_plan_free(eng_copy_plan *p);   /* NULL ok */
 uint64_t eng_copy_plan_bytes(const eng_copy_plan *p);   /* tensor bytes to copy */
+
+typedef enum eng_piece_source { ENG_PIECE_SKELETON = 0, ENG_PIECE_SOURCE = 1 } eng_piece_source;
+typedef struct eng_piece {
+    eng_piece_source source;
+    uint64_t off, len;   /* len > 0; off into the skeleton or the source */
+} eng_piece;
+eng_code eng_write_skeleton(int fd, const eng_copy_plan *plan, eng_piece **pieces, size_t *n,
+                            uint64_t *total, eng_error *err);
+
+/* What determines a derived file's bytes besides its spec: "strata-derived/N
+ * hdf5-X.Y.Z" (the writer's output version and the libhdf5 that lays the
+ * file out). Borrowed, constant for the process. A derived file's identity
+ * (cache key, ETag) must include it. */
+#define ENG_WRITE_VERSION "strata-derived/1"   /* bump when write.c's output changes */
+const char *eng_write_id(void);
 
 #endif

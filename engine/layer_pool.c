@@ -89,30 +89,65 @@ static void pool_run(const eng_fwd *f, bool is_max)
     }
 }
 
+/* One output row of max pooling: n windows, the first at x0, each `step`
+ * floats after the previous; out[c] = max of its kh x kw cells (input row
+ * stride `row` floats) for every channel; NaN propagates as in pool_run. */
+typedef void (*max_row_fn)(const float *x0, float *o, int n, size_t step, int C, size_t row, int kh, int kw);
+
+static void max_row(const float *x0, float *o, int n, size_t step, int C, size_t row, int kh, int kw)
+{
+    for (int i = 0; i < n; i++, x0 += step, o += C) {
+        memcpy(o, x0, (size_t)C * sizeof *o);
+        for (int ky = 0; ky < kh; ky++)
+            for (int kx = ky ? 0 : 1; kx < kw; kx++) {
+                const float *xp = x0 + ky * row + (size_t)kx * C;
+                for (int c = 0; c < C; c++) {
+                    float v = xp[c], m = o[c];
+                    o[c] = (v > m || v != v) ? v : m;
+                }
+            }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The same with 16 channels per AVX-512 register kept over the window (no
+ * store/reload per cell): pooling after the first conv of a small CNN was
+ * slower than the conv (4.4 vs 3.4 µs per image). C % 16 == 0. */
+static __attribute__((target("avx512f"))) void max_row16(const float *x0, float *o, int n, size_t step, int C,
+                                                         size_t row, int kh, int kw)
+{
+    for (int i = 0; i < n; i++, x0 += step, o += C)
+        for (int c = 0; c < C; c += 16) {
+            __m512 m = _mm512_loadu_ps(x0 + c);
+            for (int ky = 0; ky < kh; ky++)
+                for (int kx = ky ? 0 : 1; kx < kw; kx++) {
+                    __m512 v = _mm512_loadu_ps(x0 + ky * row + (size_t)kx * C + c);
+                    __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                    m = _mm512_mask_blend_ps(take, m, v);
+                }
+            _mm512_storeu_ps(o + c, m);
+        }
+}
+#endif
+
 /* Max pooling whose windows all lie inside the input ('valid', or 'same'
- * without padding): no bound checks, and a select the compiler vectorizes
- * over the contiguous channels. NaN propagates as in pool_run. */
+ * without padding): no bound checks; channels are contiguous. */
 static void maxpool_inside(const eng_fwd *f)
 {
     const eng_lparams *p = &f->L->p;
     const int H = (int)f->in0.d[0], W = (int)f->in0.d[1], C = (int)f->in0.d[2];
     const int Ho = (int)f->outs.d[0], Wo = (int)f->outs.d[1];
+    const size_t row = (size_t)W * C;
+    max_row_fn run = max_row;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (C % 16 == 0 && eng_gemm_available()) run = max_row16;
+#endif
     for (size_t b = 0; b < f->batch; b++) {
-        const float *x = f->in[0] + b * (size_t)H * W * C;
+        const float *x = f->in[0] + b * (size_t)H * row;
         float *o = f->out + b * (size_t)Ho * Wo * C;
-        for (int oy = 0; oy < Ho; oy++)
-            for (int ox = 0; ox < Wo; ox++, o += C) {
-                const float *x0 = x + ((size_t)oy * p->sh * W + (size_t)ox * p->sw) * C;
-                memcpy(o, x0, (size_t)C * sizeof *o);
-                for (int ky = 0; ky < p->kh; ky++)
-                    for (int kx = ky ? 0 : 1; kx < p->kw; kx++) {
-                        const float *xp = x0 + ((size_t)ky * W + kx) * C;
-                        for (int c = 0; c < C; c++) {
-                            float v = xp[c], m = o[c];
-                            o[c] = (v > m || v != v) ? v : m;
-                        }
-                    }
-            }
+        for (int oy = 0; oy < Ho; oy++, o += (size_t)Wo * C)
+            run(x + (size_t)oy * p->sh * row, o, Wo, (size_t)p->sw * C, C, row, p->kh, p->kw);
     }
 }
 

@@ -1,22 +1,27 @@
 /* engine/summary.c — the plain weight-file summary (engine.h) without
  * libhdf5: its invariants, its lossless JSON form for the sandbox pipe, tensor
  * data read with pread and converted to float32, and the contract's "layers"
- * array with per-layer sha256 digests.
+ * array with per-layer sha256 digests (hashed by a few threads at once, over
+ * byte ranges the summary names; see "layer digests" for why that is safe).
  * Owns: eng_summary_free/to_json/from_json, eng_tensor_read_f32,
  * eng_summary_layers_json and the shared invariant check.
  * Does not own: reading HDF5 structure (h5_read.c), validation against an
  * architecture (validate.c). Every summary that arrives as JSON comes from an
  * untrusted child: from_json re-checks every bound before anything uses it. */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "h5_int.h"
 
-#define IO_CHUNK (1u << 20)   /* bytes per pread while hashing/converting: bounded memory */
+#define IO_CHUNK (1u << 20)   /* bytes per pread while converting: bounded memory */
 
 eng_code eng_h5_fail(eng_error *err, eng_code code, const char *fmt, ...)
 {
@@ -481,18 +486,157 @@ static char *short_name(const char *name, const char *layer)
     return strndup(start, len - (size_t)(start - name));
 }
 
+/* ---- layer digests --------------------------------------------------------- */
+
+/* Trust: the offsets and sizes hashed here come from a summary that an
+ * untrusted child produced (sandbox.c); eng_summary_from_json has checked
+ * that every [offset, offset + nbytes) lies inside the uploaded file. A
+ * hostile file that makes the child lie can therefore only choose WHICH
+ * bytes of its own upload get hashed under which layer name: the digest is
+ * still computed here, by the parent, over bytes the parent stores, so the
+ * worst outcome is a wrong layer listing (and a wrong diff or compatibility
+ * answer) for that same uploader's own version. It cannot read outside the
+ * file, make two different stored files share a blob, or affect another
+ * model's data; nothing trusts a layer digest for integrity (the blob's own
+ * digest, computed while streaming, is what names and checks the bytes). */
+
+#define DIGEST_CHUNK   (256u << 10)    /* per-thread pread buffer: stays in L2, pays little first-touch */
+#define DIGEST_THREADS 4               /* layers are hashed in parallel; more threads than cores gains nothing */
+#define DIGEST_MIN_PAR (8u << 20)      /* below this many bytes a thread costs more than it saves */
+
+struct digest_job {
+    int fd;
+    const eng_summary *s;
+    char (*hex)[7 + 64 + 1];           /* per layer, "" when it has no tensors */
+    atomic_size_t next;                /* next layer to take */
+};
+
+struct digest_worker {
+    struct digest_job *job;
+    eng_error err;                     /* this worker's first error ... */
+    size_t err_layer;                  /* ... and the layer it happened in (SIZE_MAX: none) */
+};
+
+/* sha256 over one layer's tensor bytes in order, into hex ("sha256:<64>"). */
+static eng_code layer_digest(int fd, const eng_wlayer *l, EVP_MD_CTX *md, unsigned char *buf,
+                             char *hex, eng_error *err)
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char dg[EVP_MAX_MD_SIZE];
+    unsigned dl = 0;
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+        return eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 unavailable");
+    for (size_t k = 0; k < l->ntensors; k++) {
+        const eng_tensor *t = &l->tensors[k];
+        if (t->nbytes && t->offset == ENG_NO_OFFSET)
+            return eng_h5_fail(err, ENG_ERR_FORMAT, "layer '%s': tensor '%s' has no contiguous data", l->name, t->name);
+        for (uint64_t done = 0; done < t->nbytes;) {
+            size_t n = t->nbytes - done < DIGEST_CHUNK ? (size_t)(t->nbytes - done) : DIGEST_CHUNK;
+            int r = eng_h5_pread_full(fd, buf, n, t->offset + done);
+            if (r != 0)
+                return eng_h5_fail(err, ENG_ERR_IO, "layer '%s': tensor '%s': %s", l->name, t->name,
+                                   r > 0 ? "file ends before the tensor's data" : "read error");
+            if (EVP_DigestUpdate(md, buf, n) != 1)
+                return eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 failed");
+            done += n;
+        }
+    }
+    if (EVP_DigestFinal_ex(md, dg, &dl) != 1 || dl != 32)
+        return eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 failed");
+    memcpy(hex, "sha256:", 7);
+    for (unsigned b = 0; b < dl; b++) {
+        hex[7 + 2 * b] = digits[dg[b] >> 4];
+        hex[7 + 2 * b + 1] = digits[dg[b] & 15];
+    }
+    hex[7 + 2 * dl] = 0;
+    return ENG_OK;
+}
+
+/* Take layers from the shared counter until none is left or one fails. */
+static void *digest_worker_run(void *arg)
+{
+    struct digest_worker *w = arg;
+    struct digest_job *job = w->job;
+    unsigned char *buf = malloc(DIGEST_CHUNK);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!buf || !md) {
+        eng_h5_fail(&w->err, ENG_ERR_NOMEM, "out of memory");
+        w->err_layer = 0;
+        goto out;
+    }
+    for (;;) {
+        size_t i = atomic_fetch_add(&job->next, 1);
+        if (i >= job->s->nlayers) break;
+        const eng_wlayer *l = &job->s->layers[i];
+        if (!l->ntensors) continue;
+        if (layer_digest(job->fd, l, md, buf, job->hex[i], &w->err)) {
+            w->err_layer = i;
+            atomic_store(&job->next, job->s->nlayers);   /* the others stop early */
+            break;
+        }
+    }
+out:
+    free(buf);
+    EVP_MD_CTX_free(md);
+    return NULL;
+}
+
+/* Every layer's digest into hex[] (hex[i][0] == 0 for a layer without
+ * tensors), hashed by up to DIGEST_THREADS threads (the calling one
+ * included) when the layers are big enough to be worth it. The error of the
+ * lowest failing layer wins, so the answer does not depend on scheduling. */
+static eng_code layer_digests(int fd, const eng_summary *s, char (*hex)[7 + 64 + 1], eng_error *err)
+{
+    struct digest_job job = {.fd = fd, .s = s, .hex = hex};
+    struct digest_worker w[DIGEST_THREADS];
+    pthread_t tid[DIGEST_THREADS];
+    int started[DIGEST_THREADS] = {0};
+    uint64_t total = 0;
+    size_t withdata = 0, nthreads = 1;
+
+    atomic_init(&job.next, 0);
+    for (size_t i = 0; i < s->nlayers; i++) {
+        hex[i][0] = 0;
+        for (size_t k = 0; k < s->layers[i].ntensors; k++) total += s->layers[i].tensors[k].nbytes;
+        withdata += s->layers[i].ntensors > 0;
+    }
+    if (total >= DIGEST_MIN_PAR && withdata > 1) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = cpus > 1 ? (size_t)cpus : 1;
+        if (nthreads > DIGEST_THREADS) nthreads = DIGEST_THREADS;
+        if (nthreads > withdata) nthreads = withdata;
+    }
+    for (size_t t = 0; t < nthreads; t++) {
+        memset(&w[t], 0, sizeof w[t]);
+        w[t].job = &job;
+        w[t].err_layer = SIZE_MAX;
+    }
+    /* Threads 1..n-1 are helpers; when one cannot start, the others (and
+     * this thread) simply take its share. */
+    for (size_t t = 1; t < nthreads; t++)
+        started[t] = pthread_create(&tid[t], NULL, digest_worker_run, &w[t]) == 0;
+    digest_worker_run(&w[0]);
+    for (size_t t = 1; t < nthreads; t++)
+        if (started[t]) pthread_join(tid[t], NULL);
+    size_t worst = SIZE_MAX, at = 0;
+    for (size_t t = 0; t < nthreads; t++)
+        if (w[t].err.code && w[t].err_layer < worst) { worst = w[t].err_layer; at = t; }
+    if (worst == SIZE_MAX) return ENG_OK;
+    return eng_h5_fail(err, w[at].err.code, "%s", w[at].err.msg);
+}
+
 eng_code eng_summary_layers_json(int fd, const eng_summary *s, json_t **out, eng_error *err)
 {
     eng_code rc = ENG_OK;
-    unsigned char *buf = NULL;
-    EVP_MD_CTX *md = NULL;
     json_t *arr = json_array();
     char *sn = NULL;
+    char (*hex)[7 + 64 + 1] = NULL;
 
-    if (!arr || !(buf = malloc(IO_CHUNK)) || !(md = EVP_MD_CTX_new())) {
+    if (!arr || (s->nlayers && !(hex = malloc(s->nlayers * sizeof *hex)))) {
         rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory");
         goto out;
     }
+    if ((rc = layer_digests(fd, s, hex, err))) goto out;
     for (size_t i = 0; i < s->nlayers; i++) {
         const eng_wlayer *l = &s->layers[i];
         json_t *lj = json_object(), *ws = json_array();
@@ -506,33 +650,10 @@ eng_code eng_summary_layers_json(int fd, const eng_summary *s, json_t **out, eng
         json_decref(lj);   /* arr holds it now */
         put(lj, "name", json_string(l->name), &bad);
         put(lj, "weights", ws, &bad);
-        if (l->ntensors && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-            rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 unavailable");
-            goto out;
-        }
         uint64_t params = 0;
         for (size_t k = 0; k < l->ntensors && !bad; k++) {
             const eng_tensor *t = &l->tensors[k];
-            uint64_t n = eng_h5_elements(t);
-            params += n;
-            if (t->nbytes && t->offset == ENG_NO_OFFSET) {
-                rc = eng_h5_fail(err, ENG_ERR_FORMAT, "layer '%s': tensor '%s' has no contiguous data", l->name, t->name);
-                goto out;
-            }
-            for (uint64_t done = 0; done < t->nbytes;) {
-                size_t k2 = t->nbytes - done < IO_CHUNK ? (size_t)(t->nbytes - done) : IO_CHUNK;
-                int r = eng_h5_pread_full(fd, buf, k2, t->offset + done);
-                if (r != 0) {
-                    rc = eng_h5_fail(err, ENG_ERR_IO, "layer '%s': tensor '%s': %s", l->name, t->name,
-                                     r > 0 ? "file ends before the tensor's data" : "read error");
-                    goto out;
-                }
-                if (EVP_DigestUpdate(md, buf, k2) != 1) {
-                    rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 failed");
-                    goto out;
-                }
-                done += k2;
-            }
+            params += eng_h5_elements(t);
             json_t *wj = json_object();
             if (!wj || json_array_append_new(ws, wj) != 0 || !(sn = short_name(t->name, l->name))) {
                 rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory");
@@ -544,26 +665,13 @@ eng_code eng_summary_layers_json(int fd, const eng_summary *s, json_t **out, eng
             free(sn);
             sn = NULL;
         }
-        if (l->ntensors) {
-            unsigned char dg[EVP_MAX_MD_SIZE];
-            unsigned dl = 0;
-            char hex[7 + 2 * EVP_MAX_MD_SIZE + 1] = "sha256:";
-            if (EVP_DigestFinal_ex(md, dg, &dl) != 1) {
-                rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 failed");
-                goto out;
-            }
-            for (unsigned b = 0; b < dl; b++) snprintf(hex + 7 + 2 * b, 3, "%02x", dg[b]);
-            put(lj, "digest", json_string(hex), &bad);
-        } else {
-            put(lj, "digest", json_null(), &bad);
-        }
+        put(lj, "digest", l->ntensors ? json_string(hex[i]) : json_null(), &bad);
         put(lj, "params", json_integer((json_int_t)params), &bad);
         if (bad) { rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory"); goto out; }
     }
 out:
     free(sn);
-    free(buf);
-    EVP_MD_CTX_free(md);
+    free(hex);
     if (rc) json_decref(arr);
     else *out = arr;
     return rc;

@@ -1,9 +1,10 @@
 /* engine/write.c — derived Keras weight files (partial layer sets, layout
  * conversion).
  *
- * Owns eng_write_layout / eng_write_data / eng_copy_plan_* and
- * eng_out_spec_release. Does not own what goes into a file (transfer.c
- * builds the spec) nor reading uploads (h5_read.c, in the sandbox).
+ * Owns eng_write_layout / eng_write_data / eng_write_skeleton /
+ * eng_write_id / eng_copy_plan_* and eng_out_spec_release. Does not own
+ * what goes into a file (transfer.c builds the spec) nor reading uploads
+ * (h5_read.c, in the sandbox).
  *
  * Layout, as Keras and h5py write it (SOURCES.md):
  * - legacy (keras2): root attrs layer_names (fixed-length NULLPAD strings,
@@ -20,8 +21,16 @@
  *   eng_write_data then writes each tensor's bytes at its address with
  *   pwrite, read from the upload with pread. Only eng_write_layout calls
  *   libhdf5 (the caller serialises it); data never passes through libhdf5.
+ * - Or no tensor byte is copied at all: eng_write_skeleton squeezes the
+ *   layout file down to its metadata (the "skeleton") and describes the
+ *   derived file as pieces — skeleton ranges and ranges of the upload — that
+ *   the server sends one after the other. Every tensor of a derived file is
+ *   a plain byte copy of a contiguous, unfiltered dataset of the upload (the
+ *   reader refuses filters; no layout conversion changes a tensor's bytes),
+ *   so both forms give the same bytes.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,5 +452,98 @@ out:
     free(r);
     free(buf);
     EVP_MD_CTX_free(md);
+    return rc;
+}
+
+/* ---- the skeleton: the derived file without its tensor bytes --------------- */
+
+static char write_id[64];
+
+static void write_id_init(void)
+{
+    unsigned maj = 0, min = 0, rel = 0;
+    H5get_libversion(&maj, &min, &rel);
+    snprintf(write_id, sizeof write_id, "%s hdf5-%u.%u.%u", ENG_WRITE_VERSION, maj, min, rel);
+}
+
+const char *eng_write_id(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, write_id_init);
+    return write_id;
+}
+
+/* Append a piece; one that continues the previous piece of the same source
+ * merges with it (in the output they are adjacent by construction). */
+static void piece_add(eng_piece *p, size_t *n, eng_piece_source source, uint64_t off, uint64_t len)
+{
+    if (!len) return;
+    eng_piece *last = *n ? &p[*n - 1] : NULL;
+    if (last && last->source == source && last->off + last->len == off) last->len += len;
+    else p[(*n)++] = (eng_piece){ source, off, len };
+}
+
+/* Move [from, from+n) of fd to `to` (to <= from: each chunk is read before
+ * anything at or past it is written). Bytes past `size` read as zeros, as
+ * they do in the file libhdf5 left. */
+static int move_down(int fd, unsigned char *buf, uint64_t from, uint64_t to, uint64_t n, uint64_t size)
+{
+    for (uint64_t done = 0; done < n;) {
+        size_t k = n - done < COPY_CHUNK ? (size_t)(n - done) : COPY_CHUNK;
+        uint64_t at = from + done;
+        size_t have = at >= size ? 0 : (size - at < k ? (size_t)(size - at) : k);
+        if (have && eng_h5_pread_full(fd, buf, have, at) != 0) return -1;
+        memset(buf + have, 0, k - have);
+        if (to + done != at && pwrite_all(fd, buf, k, to + done)) return -1;
+        done += k;
+    }
+    return 0;
+}
+
+eng_code eng_write_skeleton(int fd, const eng_copy_plan *plan, eng_piece **out, size_t *nout,
+                            uint64_t *total, eng_error *err)
+{
+    eng_code rc = ENG_OK;
+    unsigned char *buf = malloc(COPY_CHUNK);
+    copy_region *r = NULL;
+    eng_piece *p = calloc(2 * plan->n + 1, sizeof *p);
+    size_t np = 0;
+    struct stat st;
+    if (!buf || !p || (plan->n && !(r = malloc(plan->n * sizeof *r)))) {
+        rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (fstat(fd, &st) != 0) { rc = eng_h5_fail(err, ENG_ERR_IO, "cannot read the derived file: %s", strerror(errno)); goto out; }
+    if (plan->n) memcpy(r, plan->r, plan->n * sizeof *r);
+    qsort(r, plan->n, sizeof *r, cmp_region);
+    uint64_t layout_size = (uint64_t)st.st_size, pos = 0, end = layout_size, w = 0;
+    for (size_t i = 0; i < plan->n; i++) {
+        if (r[i].dst < (i ? r[i - 1].dst + r[i - 1].n : 0)) { rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "overlapping datasets in the plan"); goto out; }
+        if (r[i].dst + r[i].n > end) end = r[i].dst + r[i].n;
+    }
+    for (size_t i = 0; i <= plan->n; i++) {
+        uint64_t next = i < plan->n ? r[i].dst : end;
+        if (move_down(fd, buf, pos, w, next - pos, layout_size)) {
+            rc = eng_h5_fail(err, ENG_ERR_IO, "cannot compact the derived file: %s", strerror(errno));
+            goto out;
+        }
+        piece_add(p, &np, ENG_PIECE_SKELETON, w, next - pos);
+        w += next - pos;
+        if (i == plan->n) break;
+        piece_add(p, &np, ENG_PIECE_SOURCE, r[i].src, r[i].n);
+        pos = r[i].dst + r[i].n;
+    }
+    if (ftruncate(fd, (off_t)w) != 0) {
+        rc = eng_h5_fail(err, ENG_ERR_IO, "cannot size the skeleton: %s", strerror(errno));
+        goto out;
+    }
+    *out = p;
+    *nout = np;
+    *total = end;
+    p = NULL;
+out:
+    free(p);
+    free(r);
+    free(buf);
     return rc;
 }

@@ -55,7 +55,7 @@ typedef struct srv_server {
     struct MHD_Daemon *daemon;
     /* counters for /metrics */
     atomic_ullong requests, bytes_in, bytes_out, uploads_ok, uploads_rejected,
-                  sandbox_kills, sandbox_crashes;
+                  sandbox_kills, sandbox_crashes, sandbox_runs;
     atomic_ullong status_counts[6];   /* 1xx..5xx */
     srv_metrics *metrics;
 } srv_server;
@@ -109,6 +109,13 @@ const char *srv_header(const srv_req *r, const char *key);
 
 /* Answers. json is STOLEN. */
 void srv_reply_json(srv_req *r, unsigned status, json_t *json);
+/* Answer cache (cache.c) for GETs whose 200 body depends only on the
+ * database: gen is st_generation() read before the read transaction.
+ * srv_cache_reply answers 200 and returns 1 when key's text is current;
+ * srv_cache_reply_json answers 200 with json (STOLEN) and keeps its text. */
+int srv_cache_reply(srv_req *r, const char *key, uint64_t gen);
+void srv_cache_reply_json(srv_req *r, const char *key, uint64_t gen, json_t *json);
+void srv_cache_free(void);     /* at exit, for leak checkers */
 /* msg is printf-style; details is STOLEN (may be NULL). */
 void srv_reply_error(srv_req *r, srv_err e, json_t *details, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -129,6 +136,13 @@ int srv_check_name(srv_req *r, enum srv_name_kind kind, const char *value);
  * every path). */
 void srv_reply_file(srv_req *r, int fd, uint64_t size, const char *etag, const char *disposition,
                     const char *extra_name, const char *extra_value);
+/* The same for a body that is the concatenation of segs[0..n): len bytes of
+ * fd from off, each (a skeleton file around ranges of a blob). Copies segs.
+ * STEALS every fd that appears in segs (each distinct fd closed once, on
+ * every path). */
+typedef struct srv_seg { int fd; uint64_t off, len; } srv_seg;
+void srv_reply_segments(srv_req *r, const srv_seg *segs, size_t n, const char *etag,
+                        const char *disposition, const char *extra_name, const char *extra_value);
 
 /* Parse the JSON body; on failure answers 400 and returns NULL. NEW ref. */
 json_t *srv_body_json(srv_req *r);
@@ -210,6 +224,13 @@ eng_code srv_sandbox_summary(srv_server *srv, const char *path, eng_summary **ou
 /* The same for a route: counts kills and answers the error itself (503 when
  * the sandbox could not be set up, else 422). Returns 0, or -1 after answering. */
 int srv_summary_or_reply(srv_req *r, const char *path, eng_summary **out);
+/* The same for a stored blob (hex = its SHA-256): a summary remembered for
+ * those bytes is used without the sandbox, else it is read and remembered.
+ * srv_summary_remember keeps a checked summary (the upload's);
+ * srv_summary_forget_all empties the memo (at exit, for leak checkers). */
+int srv_summary_of_blob(srv_req *r, const char *hex, const char *path, eng_summary **out);
+void srv_summary_remember(const char *hex, const eng_summary *s);
+void srv_summary_forget_all(void);
 /* The child's side: `strata __summary FILE` writes the summary JSON to stdout. */
 int srv_sandbox_child_main(int argc, char **argv);
 

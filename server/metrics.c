@@ -180,6 +180,7 @@ void srv_h_metrics(srv_req *r)
         if (m->refused[i])
             tb_printf(&tb, "strata_uploads_rejected_total{reason=\"%s\"} %llu\n",
                       i < NREASONS ? reasons[i] : "other", (unsigned long long)m->refused[i]);
+    counter(&tb, "strata_sandbox_runs_total", "Files handed to an HDF5 parsing child.", s->sandbox_runs);
     counter(&tb, "strata_sandbox_kills_total", "HDF5 parsing children killed at the deadline.", s->sandbox_kills);
     counter(&tb, "strata_sandbox_crashes_total", "HDF5 parsing children that crashed or failed.", s->sandbox_crashes);
 

@@ -10,14 +10,30 @@
  * - Uploaded files are never opened with libhdf5 here: their structure comes
  *   from the sandboxed child (srv_sandbox_summary), tensor bytes are read
  *   with pread through the summary's offsets. libhdf5 only WRITES the new
- *   file's metadata (eng_write_layout) under h5_lock; the tensor bytes are
- *   copied and the file hashed without the lock (eng_write_data).
- * - Cache: cache/<k>.h5 with cache/<k>.json {"etag","layers","format"},
- *   k = sha256 of (blob digest, the model's architecture id, the normalised
- *   query: sorted, deduplicated name lists, ?for= id, ?format=, writer
- *   version). Written under a temp name then renamed (the .json first), so a
- *   present .h5 always has its .json; `strata gc` may empty the folder.
- *   A hit needs no sandbox and no libhdf5.
+ *   file's metadata (eng_write_layout) under h5_lock.
+ * - No tensor byte is copied: a derived file is its skeleton (the layout
+ *   without the tensor data, eng_write_skeleton) around ranges of the
+ *   version's blob, sent as segments (srv_reply_segments). The blob is
+ *   content-addressed and immutable, so the ranges stay right for as long
+ *   as a version holds it.
+ * - Identity: key = "<eng_write_id()>\n<blob digest>\narch=<model's
+ *   architecture id|->\nfor=<id|->\nformat=<keras2|keras3|->\n" then
+ *   "layers=<names sorted, deduplicated, comma-joined>\n" and the same for
+ *   "exclude=" when given. ETag = "derived:<sha256 hex of the key>": known
+ *   before anything is derived, the same across restarts and cache rebuilds,
+ *   and it changes whenever the bytes could (another blob, selection,
+ *   format, writer or libhdf5 version).
+ * - Cache: cache/<hex>.skel and cache/<hex>.json {"v","etag","layers",
+ *   "format","source","source_size","size","skeleton_size",
+ *   "skeleton_sha256","tensor_bytes","pieces":[[0 skeleton|1 blob, off,
+ *   len]…]}. The .skel is renamed into place before the .json, so an entry
+ *   exists once its .json does; an entry is served only when its .json is
+ *   of this format, names the version's blob and ETag, every piece lies
+ *   inside the sizes it states and the skeleton's size and sha256 match
+ *   (else it is rebuilt). A hit needs no sandbox and no libhdf5. The blob
+ *   is opened by digest when the answer starts: a version that still exists
+ *   holds its blob (gc removes only unreferenced blobs, then empties cache/),
+ *   and an open blob stays readable even if gc unlinks it meanwhile.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +48,7 @@
 
 #include "http_int.h"
 
-#define DERIVED_VERSION "strata-derived/1"   /* bump when write.c's output changes */
+#define CACHE_FORMAT    2                    /* of cache/<stem>.json; other formats are rebuilt */
 #define MAX_QUERY_LIST  (1u << 20)           /* bytes of one ?layers= / ?exclude= list */
 
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -107,7 +123,7 @@ static int open_version(srv_req *r, json_t *v, int *fd, eng_summary **s)
     if (!digest || strlen(digest) != 71) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "version without a digest"); return -1; }
     if (st_blob_open(r->srv->st, digest + 7, fd, &size, &serr)) { srv_reply_storage_error(r, &serr); return -1; }
     snprintf(path, sizeof path, "/proc/self/fd/%d", *fd);
-    if (srv_summary_or_reply(r, path, s)) {
+    if (srv_summary_of_blob(r, digest + 7, path, s)) {
         close(*fd);
         *fd = -1;
         return -1;
@@ -205,57 +221,141 @@ static void sha256_hex(const void *p, size_t n, char hex[65])
     for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", md[i]);
 }
 
-static json_t *read_meta(const char *path)
+/* sha256 of fd's first `size` bytes as hex; -1 on a read error or a file
+ * shorter than size. */
+static int file_sha256(int fd, uint64_t size, char hex[65])
 {
-    json_error_t je;
-    return json_load_file(path, 0, &je);
+    unsigned char buf[1u << 16], md[EVP_MAX_MD_SIZE];
+    unsigned ml = 0;
+    int rc = -1;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) goto out;
+    for (uint64_t at = 0; at < size;) {
+        size_t want = size - at < sizeof buf ? (size_t)(size - at) : sizeof buf;
+        ssize_t got = pread(fd, buf, want, (off_t)at);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) goto out;
+        EVP_DigestUpdate(c, buf, (size_t)got);
+        at += (uint64_t)got;
+    }
+    if (EVP_DigestFinal_ex(c, md, &ml) != 1) goto out;
+    for (unsigned i = 0; i < 32 && i < ml; i++) sprintf(hex + 2 * i, "%02x", md[i]);
+    rc = 0;
+out:
+    EVP_MD_CTX_free(c);
+    return rc;
 }
 
-/* Serve a finished derived file (ETag, If-None-Match, Range). */
-static void serve_derived(srv_req *r, const char *h5, json_t *meta, const char *model, json_int_t number)
+static json_int_t jint(const json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
+
+/* A cache entry we may serve: our format, the version's blob, and every
+ * piece inside the sizes the entry states (an entry of another format, a
+ * half-written or hand-edited one is rebuilt, never served). */
+static int meta_ok(const json_t *m, const char *digest, const char *etag)
 {
-    const char *etag_v = json_string_value(json_object_get(meta, "etag"));
+    const json_t *pieces = json_object_get(m, "pieces"), *names = json_object_get(m, "layers"), *p;
+    const char *src = json_string_value(json_object_get(m, "source"));
+    const char *et = json_string_value(json_object_get(m, "etag"));
+    json_int_t skel = jint(m, "skeleton_size"), blob = jint(m, "source_size"), sum = 0;
+    size_t i;
+    if (jint(m, "v") != CACHE_FORMAT || !src || strcmp(src, digest) || !json_is_array(pieces) ||
+        !json_array_size(pieces) || !json_is_array(names) || skel <= 0 || blob < 0 ||
+        !et || strcmp(et, etag) || !json_string_value(json_object_get(m, "format")) ||
+        !json_string_value(json_object_get(m, "skeleton_sha256")))
+        return 0;
+    json_array_foreach(names, i, p)
+        if (!json_is_string(p)) return 0;
+    json_array_foreach(pieces, i, p) {
+        json_int_t from = json_integer_value(json_array_get(p, 0)), off = json_integer_value(json_array_get(p, 1)),
+                   len = json_integer_value(json_array_get(p, 2)), lim = from == ENG_PIECE_SOURCE ? blob : skel;
+        if (json_array_size(p) != 3 || (from != ENG_PIECE_SKELETON && from != ENG_PIECE_SOURCE) || off < 0 ||
+            len <= 0 || len > lim || off > lim - len || sum > INT64_MAX - len)
+            return 0;
+        sum += len;
+    }
+    return sum == jint(m, "size");
+}
+
+/* Answer with a cache entry: its skeleton around ranges of the version's
+ * blob (srv_reply_segments). Returns 1 without answering when the skeleton
+ * is gone or not the one the entry describes (the caller rebuilds), else 0
+ * (answered, also with an error). */
+static int serve_derived(srv_req *r, const char *skel_path, json_t *meta, const char *model, json_int_t number)
+{
+    const char *etag = json_string_value(json_object_get(meta, "etag"));
     const char *fmt = json_string_value(json_object_get(meta, "format"));
-    json_t *names = json_object_get(meta, "layers");
-    char disp[256];
+    const char *digest = json_string_value(json_object_get(meta, "source"));
+    json_t *names = json_object_get(meta, "layers"), *pieces = json_object_get(meta, "pieces");
+    size_t np = json_array_size(pieces), nsrc = 0;
+    int sfd = -1, bfd = -1, rc = 0;
+    char disp[256], hex[65], *hdr = NULL;
+    srv_seg *segs = NULL;
+    st_error serr = {0};
     struct stat st;
-    snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%lld-partial%s\"", model, (long long)number,
-             fmt && !strcmp(fmt, "keras3") ? ".weights.h5" : ".h5");
+    uint64_t bsize = 0;
+
+    sfd = open(skel_path, O_RDONLY | O_CLOEXEC);
+    if (sfd < 0 || fstat(sfd, &st) != 0 || (json_int_t)st.st_size != jint(meta, "skeleton_size") ||
+        file_sha256(sfd, (uint64_t)st.st_size, hex) != 0 ||
+        strcmp(hex, json_string_value(json_object_get(meta, "skeleton_sha256")))) {
+        rc = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < np; i++) nsrc += json_integer_value(json_array_get(json_array_get(pieces, i), 0)) == ENG_PIECE_SOURCE;
+    if (nsrc) {
+        if (st_blob_open(r->srv->st, digest + 7, &bfd, &bsize, &serr)) { srv_reply_storage_error(r, &serr); goto out; }
+        if ((json_int_t)bsize != jint(meta, "source_size")) {
+            srv_reply_error(r, SRV_E_INTERNAL, NULL, "blob %s has %llu bytes, the derived file expects %lld", digest,
+                            (unsigned long long)bsize, (long long)jint(meta, "source_size"));
+            goto out;
+        }
+    }
     /* X-Strata-Layers: what the file holds, in model order */
     size_t hl = 1;
     for (size_t i = 0; i < json_array_size(names); i++) hl += strlen(json_string_value(json_array_get(names, i))) + 1;
-    char *hdr = malloc(hl);
-    if (!hdr) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); return; }
+    if (!(hdr = malloc(hl)) || !(segs = malloc(np * sizeof *segs))) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
     hdr[0] = 0;
     for (size_t i = 0, o = 0; i < json_array_size(names); i++)
         o += (size_t)sprintf(hdr + o, "%s%s", i ? "," : "", json_string_value(json_array_get(names, i)));
-
-    int fd = open(h5, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) != 0 || !etag_v) {
-        if (fd >= 0) close(fd);
-        free(hdr);
-        srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot open the derived file");
-        return;
+    for (size_t i = 0; i < np; i++) {
+        json_t *p = json_array_get(pieces, i);
+        segs[i] = (srv_seg){ json_integer_value(json_array_get(p, 0)) == ENG_PIECE_SOURCE ? bfd : sfd,
+                             (uint64_t)json_integer_value(json_array_get(p, 1)),
+                             (uint64_t)json_integer_value(json_array_get(p, 2)) };
     }
-    srv_reply_file(r, fd, (uint64_t)st.st_size, etag_v, disp, "X-Strata-Layers", hdr);
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%lld-partial%s\"", model, (long long)number,
+             fmt && !strcmp(fmt, "keras3") ? ".weights.h5" : ".h5");
+    srv_reply_segments(r, segs, np, etag, disp, "X-Strata-Layers", hdr);   /* steals sfd and bfd */
+    sfd = bfd = -1;
+out:
+    if (sfd >= 0) close(sfd);
+    if (bfd >= 0) close(bfd);
+    free(segs);
     free(hdr);
+    return rc;
 }
 
-/* Write the derived file for this request into cache/<key>.{h5,json}.
- * Answers on failure (-1). */
+/* Build the cache entry for this request: the layout under a temp name,
+ * compacted to its skeleton, renamed to <stem>.skel, then <stem>.json (the
+ * entry exists once its .json does). Answers on failure (-1). */
 static int build_derived(srv_req *r, json_t *version, const char *model_arch, const char *sel_layers,
                          const char *sel_exclude, const char *sel_for, const char *sel_format,
-                         const char *h5, const char *metap, const char *cache_dir, const char *key)
+                         const char *etag, const char *skel_path, const char *metap, const char *cache_dir,
+                         const char *stem)
 {
     vctx c = { .fd = -1 };
     eng_arch *target = NULL;
     eng_error err = {0};
     eng_out_spec spec = {0};
     eng_copy_plan *plan = NULL;
+    eng_piece *pieces = NULL;
+    size_t np = 0;
+    uint64_t total = 0;
     bool *chosen = NULL;
-    json_t *names = NULL, *meta = NULL;
-    char tmp_h5[4300] = "", tmp_meta[4400] = "", etag[80];
-    int rc = -1, dfd = -1;
+    json_t *names = NULL, *meta = NULL, *jp = NULL;
+    char tmp_skel[4300] = "", tmp_meta[4400] = "", hex[65];
+    int rc = -1, dfd = -1, mfd = -1;
+    struct stat st;
 
     c.v = json_incref(version);
     if (sel_for && load_arch(r, sel_for, "for", &target)) goto out;
@@ -282,42 +382,68 @@ static int build_derived(srv_req *r, json_t *version, const char *model_arch, co
     }
     if (eng_derive_spec(c.view, c.s, chosen, keras3, &spec, &err)) { srv_reply_engine_error(r, &err); goto out; }
 
-    snprintf(tmp_h5, sizeof tmp_h5, "%s/.tmp-%s-XXXXXX", cache_dir, key);
-    dfd = mkstemp(tmp_h5);
-    if (dfd < 0) { tmp_h5[0] = 0; srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot create a file in %s: %s", cache_dir, strerror(errno)); goto out; }
+    snprintf(tmp_skel, sizeof tmp_skel, "%s/.tmp-%s-XXXXXX", cache_dir, stem);
+    dfd = mkstemp(tmp_skel);
+    if (dfd < 0) { tmp_skel[0] = 0; srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot create a file in %s: %s", cache_dir, strerror(errno)); goto out; }
     close(dfd);
     dfd = -1;
     pthread_mutex_lock(&h5_lock);
-    eng_code ec = eng_write_layout(&spec, tmp_h5, &plan, &err);
+    eng_code ec = eng_write_layout(&spec, tmp_skel, &plan, &err);
     pthread_mutex_unlock(&h5_lock);
     if (ec) { srv_reply_engine_error(r, &err); goto out; }
-    if ((dfd = open(tmp_h5, O_RDWR | O_CLOEXEC)) < 0) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot reopen the derived file"); goto out; }
-    if (eng_write_data(c.fd, dfd, plan, etag, &err)) { srv_reply_engine_error(r, &err); goto out; }
-    meta = json_pack("{s:s, s:O, s:s, s:I}", "etag", etag, "layers", names, "format", keras3 ? "keras3" : "keras2",
-                     "tensor_bytes", (json_int_t)eng_copy_plan_bytes(plan));
-    snprintf(tmp_meta, sizeof tmp_meta, "%s.json", tmp_h5);
-    if (!meta || json_dump_file(meta, tmp_meta, JSON_COMPACT) != 0 || rename(tmp_meta, metap) != 0) {
+    if ((dfd = open(tmp_skel, O_RDWR | O_CLOEXEC)) < 0) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot reopen the derived file"); goto out; }
+    if (eng_write_skeleton(dfd, plan, &pieces, &np, &total, &err)) { srv_reply_engine_error(r, &err); goto out; }
+    if (fstat(dfd, &st) != 0 || file_sha256(dfd, (uint64_t)st.st_size, hex) != 0) {
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot read the skeleton back: %s", strerror(errno));
+        goto out;
+    }
+    if (!(jp = json_array())) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
+    for (size_t i = 0; i < np; i++)
+        if (json_array_append_new(jp, json_pack("[i, I, I]", (int)pieces[i].source, (json_int_t)pieces[i].off,
+                                                (json_int_t)pieces[i].len))) {
+            srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
+            goto out;
+        }
+    meta = json_pack("{s:i, s:s, s:O, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:O}", "v", CACHE_FORMAT, "etag", etag,
+                     "layers", names, "format", keras3 ? "keras3" : "keras2",
+                     "source", json_string_value(json_object_get(version, "digest")),
+                     "source_size", (json_int_t)c.s->file_size, "size", (json_int_t)total,
+                     "skeleton_size", (json_int_t)st.st_size, "skeleton_sha256", hex,
+                     "tensor_bytes", (json_int_t)eng_copy_plan_bytes(plan), "pieces", jp);
+    if (rename(tmp_skel, skel_path) != 0) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot write %s: %s", skel_path, strerror(errno)); goto out; }
+    tmp_skel[0] = 0;
+    snprintf(tmp_meta, sizeof tmp_meta, "%s/.tmp-%s-XXXXXX", cache_dir, stem);
+    if ((mfd = mkstemp(tmp_meta)) < 0) tmp_meta[0] = 0;
+    if (mfd < 0 || !meta || json_dumpfd(meta, mfd, JSON_COMPACT) != 0 || close(mfd) != 0 ||
+        rename(tmp_meta, metap) != 0) {
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot write %s: %s", metap, strerror(errno));
         goto out;
     }
     tmp_meta[0] = 0;
-    if (rename(tmp_h5, h5) != 0) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot write %s: %s", h5, strerror(errno)); goto out; }
-    tmp_h5[0] = 0;
-    SRV_LOG(SRV_LOG_INFO, "derived %s: %zu layers, %llu tensor bytes", h5, json_array_size(names),
+    SRV_LOG(SRV_LOG_INFO, "derived %s: %zu layers, %zu pieces, %llu bytes of skeleton around %llu tensor bytes",
+            skel_path, json_array_size(names), np, (unsigned long long)st.st_size,
             (unsigned long long)eng_copy_plan_bytes(plan));
     rc = 0;
 out:
     if (dfd >= 0) close(dfd);
-    if (tmp_h5[0]) unlink(tmp_h5);
+    if (tmp_skel[0]) unlink(tmp_skel);
     if (tmp_meta[0]) unlink(tmp_meta);
+    free(pieces);
     eng_copy_plan_free(plan);
     eng_out_spec_release(&spec);
     free(chosen);
     json_decref(names);
+    json_decref(jp);
     json_decref(meta);
     eng_arch_free(target);
     vctx_release(&c);
     return rc;
+}
+
+static json_t *read_meta(const char *path)
+{
+    json_error_t je;
+    return json_load_file(path, 0, &je);
 }
 
 void srv_weights_derived(srv_req *r, json_t *version)
@@ -327,7 +453,7 @@ void srv_weights_derived(srv_req *r, json_t *version)
     const char *sel_for = srv_query(r, "for"), *sel_format = srv_query(r, "format");
     const char *digest = json_string_value(json_object_get(version, "digest"));
     json_int_t number = json_integer_value(json_object_get(version, "version"));
-    char *arch = NULL, *key = NULL, keyhex[65], h5[4200], metap[4200], cache_dir[4096];
+    char *arch = NULL, *key = NULL, stem[65], etag[80], skel[4200], metap[4200], cache_dir[4096];
     json_t *meta = NULL;
 
     if (sel_format && strcmp(sel_format, "keras2") && strcmp(sel_format, "keras3")) {
@@ -344,34 +470,35 @@ void srv_weights_derived(srv_req *r, json_t *version)
                         "for must be an architecture id sha256:<64 hex digits>");
         return;
     }
-    if (!digest || model_arch_id(r, model, &arch)) return;
-    if (!(key = strdup(DERIVED_VERSION "\n")) ||
-        !(key = (char *)realloc(key, strlen(key) + strlen(digest) + 2 * 80 + 16))) {
-        free(key);
+    if (!digest || strlen(digest) != 71) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "version without a digest"); return; }
+    if (model_arch_id(r, model, &arch)) return;
+    size_t kl = strlen(eng_write_id()) + strlen(digest) + 2 * 80 + 64;
+    if (!(key = malloc(kl))) {
         free(arch);
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
         return;
     }
-    sprintf(key + strlen(key), "%s\narch=%s\nfor=%s\nformat=%s\n", digest, arch ? arch : "-", sel_for ? sel_for : "-",
-            sel_format ? sel_format : "-");
+    snprintf(key, kl, "%s\n%s\narch=%s\nfor=%s\nformat=%s\n", eng_write_id(), digest, arch ? arch : "-",
+             sel_for ? sel_for : "-", sel_format ? sel_format : "-");
     if ((sel_layers && norm_list("layers", sel_layers, &key)) || (sel_exclude && norm_list("exclude", sel_exclude, &key))) {
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
         goto out;
     }
-    sha256_hex(key, strlen(key), keyhex);
+    sha256_hex(key, strlen(key), stem);
+    snprintf(etag, sizeof etag, "derived:%s", stem);
     snprintf(cache_dir, sizeof cache_dir, "%s/cache", st_data_dir(r->srv->st));
-    snprintf(h5, sizeof h5, "%s/%s.h5", cache_dir, keyhex);
-    snprintf(metap, sizeof metap, "%s/%s.json", cache_dir, keyhex);
+    snprintf(skel, sizeof skel, "%s/%s.skel", cache_dir, stem);
+    snprintf(metap, sizeof metap, "%s/%s.json", cache_dir, stem);
     mkdir(cache_dir, 0755);   /* gc may have removed it; EEXIST is fine */
 
-    if (access(h5, R_OK) != 0 || !(meta = read_meta(metap))) {
-        json_decref(meta);
-        meta = NULL;
-        if (build_derived(r, version, arch, sel_layers, sel_exclude, sel_for, sel_format, h5, metap, cache_dir, keyhex))
-            goto out;
-        if (!(meta = read_meta(metap))) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "the derived file vanished"); goto out; }
-    }
-    serve_derived(r, h5, meta, model, number);
+    /* a hit: no sandbox, no libhdf5, no tensor byte read until it is sent */
+    if ((meta = read_meta(metap)) && meta_ok(meta, digest, etag) && !serve_derived(r, skel, meta, model, number)) goto out;
+    json_decref(meta);
+    meta = NULL;
+    if (build_derived(r, version, arch, sel_layers, sel_exclude, sel_for, sel_format, etag, skel, metap, cache_dir, stem))
+        goto out;
+    if (!(meta = read_meta(metap)) || !meta_ok(meta, digest, etag) || serve_derived(r, skel, meta, model, number))
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "the derived file vanished from %s", cache_dir);
 out:
     json_decref(meta);
     free(key);

@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 
 #include "http_int.h"
+#include "sandbox.h"
 
 #define UPLOAD_MAX_METADATA (64 * 1024)   /* the multipart 'metadata' JSON field */
 #define UPLOAD_MAX_TAGS     16
@@ -35,12 +36,14 @@ struct srv_upload_state {
     int saw_weights;
     int multipart;
     char *architecture;               /* model's architecture id, or NULL */
+    srv_sandbox *sandbox;             /* the parsing child, started with the body; or NULL */
 };
 
 void srv_upload_free(struct srv_upload_state *u)
 {
     if (!u) return;
     if (u->pp) MHD_destroy_post_processor(u->pp);
+    srv_sandbox_discard(u->sandbox);
     st_upload_abort(u->up);
     free(u->metadata);
     free(u->architecture);
@@ -185,6 +188,9 @@ int srv_upload_start(srv_req *r)
         srv_reply_storage_error(r, &err);
         return -1;
     }
+    /* The parsing child starts now and loads while the body arrives; it
+     * sees nothing until the file is complete (sandbox.h). */
+    u->sandbox = srv_sandbox_start(r->srv);
     return 0;
 }
 
@@ -427,19 +433,23 @@ static int declared_digest(srv_req *r, const struct upload_meta *m, char hex[65]
 }
 
 /* THE place where the engine judges an upload: structure read in the
- * sandbox, then validation against the model's architecture (or, for a
- * model without one, the layer listing). On success *layers and
+ * sandbox (the child that started with the body, sandbox.h), then
+ * validation against the model's architecture (or, for a model without
+ * one, the layer listing with its digests). On success *layers and
  * *validation are NEW; on failure an error was answered. */
-static int validate_upload(srv_req *r, const char *path, int fd, const char **format,
-                           json_t **layers, json_t **validation)
+static int validate_upload(srv_req *r, const char *path, int fd, const char *digest,
+                           const char **format, json_t **layers, json_t **validation)
 {
     struct srv_upload_state *u = r->upload;
     eng_summary *s = NULL;
     eng_arch *a = NULL;
     eng_error err = {0};
+    srv_sandbox *sb = u->sandbox;
     int rc = -1;
 
-    if (srv_summary_or_reply(r, path, &s)) goto out;
+    u->sandbox = NULL;
+    if (srv_summary_or_reply_in(r, sb, path, &s)) goto out;
+    srv_summary_remember(digest, s);     /* for reads of these bytes later */
     *format = eng_format_name(s->format);
     if (!u->architecture) {
         if (eng_summary_layers_json(fd, s, layers, &err)) { srv_reply_engine_error(r, &err); goto out; }
@@ -487,6 +497,10 @@ void srv_h_version_upload(srv_req *r)
         }
     }
     if (read_meta(r, &m)) goto out;
+    /* The body is complete: the child parses while the digest's last bytes
+     * are hashed; the temp file's fsync then runs (st_upload_finish starts
+     * it, st_upload_commit waits for it) while the upload is validated. */
+    srv_sandbox_send(u->sandbox, st_upload_path(u->up));
     if (st_upload_finish(u->up, digest, &size, &serr)) { srv_reply_storage_error(r, &serr); goto out; }
     if (size == 0) {
         srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "the upload is empty: send the weight file as the body");
@@ -501,7 +515,8 @@ void srv_h_version_upload(srv_req *r)
                         digest, want);
         goto out;
     }
-    if (validate_upload(r, st_upload_path(u->up), st_upload_fd(u->up), &format, &layers, &validation))
+    if (validate_upload(r, st_upload_path(u->up), st_upload_fd(u->up), digest, &format, &layers,
+                        &validation))
         goto out;
 
     layers_text = json_dumps(layers, JSON_COMPACT);
@@ -551,9 +566,13 @@ void srv_h_version_get(srv_req *r)
     const char *model, *ref;
     json_t *out = NULL;
     st_error err = {0};
+    char key[300];
     if (model_param(r, &model) || ref_param(r, &ref)) return;
+    uint64_t gen = st_generation(r->srv->st);
+    snprintf(key, sizeof key, "version %s %s", model, ref);   /* names are <= 128 chars */
+    if (srv_cache_reply(r, key, gen)) return;
     if (st_version_get(r->srv->st, model, ref, &out, &err)) { srv_reply_storage_error(r, &err); return; }
-    srv_reply_json(r, 200, out);
+    srv_cache_reply_json(r, key, gen, out);
 }
 
 void srv_h_version_list(srv_req *r)
@@ -693,7 +712,7 @@ void srv_h_version_predict(srv_req *r)
     if (st_blob_open(r->srv->st, digest, &fd, &size, &serr)) { srv_reply_storage_error(r, &serr); goto out; }
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     if (srv_arch_load(r->srv, aid, &a, &eerr)) { srv_reply_engine_error(r, &eerr); goto out; }
-    if (srv_summary_or_reply(r, path, &s)) goto out;
+    if (srv_summary_of_blob(r, digest, path, &s)) goto out;
     if (eng_model_load(a, s, fd, &em, &eerr)) { srv_reply_engine_error(r, &eerr); goto out; }
 
     arch_json = eng_arch_to_json(a);

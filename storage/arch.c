@@ -100,7 +100,7 @@ st_code st_arch_get(st_store *st, const char *id, json_t **out, st_error *err)
 out:
     json_decref(o);
     json_decref(cfg);
-    sqlite3_finalize(s);
+    st_finish(s);
     st_rend(st, db);
     return rc;
 }
@@ -136,7 +136,7 @@ st_code st_arch_config(st_store *st, const char *id, char **config, st_error *er
             *config = c;
     }
 out:
-    sqlite3_finalize(s);
+    st_finish(s);
     st_rend(st, db);
     return rc;
 }
@@ -198,7 +198,7 @@ st_code st_arch_list(st_store *st, int limit, const char *after, json_t **out, s
 out:
     json_decref(items);
     json_decref(o);
-    sqlite3_finalize(s);
+    st_finish(s);
     st_rend(st, db);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "store_int.h"
 
@@ -138,12 +139,85 @@ static st_code st_run_ensure(sqlite3 *db, int64_t model_id, const char *run, int
     return rc;
 }
 
+/* Rows per INSERT statement: one statement per row cost a statement
+ * journal each (0004's triggers make every insert a multi-write statement:
+ * SQLite copies each page it touches first), 3-5x the time of the rows
+ * themselves. 1024 rows = 4096 parameters, under SQLite's 32766. */
+#define ST_PUT_ROWS 1024
+
+/* Rows waiting for the next multi-row INSERT. */
+struct st_pending {
+    size_t n;
+    int64_t epoch[ST_PUT_ROWS];
+    const char *metric[ST_PUT_ROWS];
+    double value[ST_PUT_ROWS];
+};
+
+/* "INSERT INTO history(...) VALUES (?,?,?,?),…" for rows rows (NEW). */
+static char *st_insert_sql(size_t rows)
+{
+    static const char head[] = "INSERT INTO history(run_id, epoch, metric, value) VALUES ";
+    size_t len = sizeof head - 1 + rows * 10;
+    char *sql = malloc(len + 1), *p;
+    if (!sql)
+        return NULL;
+    memcpy(sql, head, sizeof head - 1);
+    p = sql + sizeof head - 1;
+    for (size_t i = 0; i < rows; i++) {
+        memcpy(p, i ? ",(?,?,?,?)" : "(?,?,?,?) ", 10);
+        p += 10;
+    }
+    *p = '\0';
+    return sql;
+}
+
+/* Statement sizes for the pending rows: a full block, then the tail of a
+ * batch in as few statements as these sizes allow (at most 7 + 7 + 15). */
+static const size_t st_put_sizes[] = { ST_PUT_ROWS, 128, 16, 1 };
+#define ST_NSIZES (sizeof st_put_sizes / sizeof st_put_sizes[0])
+
+/* Insert the pending rows, each statement prepared once per put. */
+static st_code st_flush(sqlite3 *db, sqlite3_stmt **ins, int64_t run_id, struct st_pending *pd,
+                        st_error *err)
+{
+    size_t off = 0;
+    st_code rc = ST_OK;
+    for (size_t k = 0; rc == ST_OK && k < ST_NSIZES; k++) {
+        size_t rows = st_put_sizes[k];
+        while (rc == ST_OK && pd->n - off >= rows) {
+            int src;
+            if (!ins[k]) {
+                char *sql = st_insert_sql(rows);
+                rc = sql ? st_prepare(db, &ins[k], err, sql, NULL)
+                         : st_fail(err, ST_ERR_NOMEM, "out of memory");
+                free(sql);
+                if (rc)
+                    break;
+            }
+            for (size_t i = 0; i < rows; i++) {
+                sqlite3_bind_int64(ins[k], (int)(4 * i + 1), run_id);
+                sqlite3_bind_int64(ins[k], (int)(4 * i + 2), pd->epoch[off + i]);
+                sqlite3_bind_text(ins[k], (int)(4 * i + 3), pd->metric[off + i], -1, SQLITE_STATIC);
+                sqlite3_bind_double(ins[k], (int)(4 * i + 4), pd->value[off + i]);
+            }
+            src = st_step(ins[k]);
+            sqlite3_reset(ins[k]);
+            if (src != SQLITE_DONE)
+                rc = st_db_fail(err, db, src, "history");
+            off += rows;
+        }
+    }
+    pd->n = 0;
+    return rc;
+}
+
 st_code st_history_put(st_store *st, const char *model, const st_history_batch *b,
                        int64_t *added, int64_t *updated, st_error *err)
 {
     sqlite3 *db = NULL;
-    sqlite3_stmt *del = NULL, *ins = NULL;
+    sqlite3_stmt *del = NULL, *ins[ST_NSIZES] = { NULL };
     struct st_row *idx = NULL;
+    struct st_pending *pd = NULL;
     int64_t model_id = 0, run_id = 0, nadd = 0, nupd = 0;
     st_code rc;
     int src;
@@ -157,8 +231,12 @@ st_code st_history_put(st_store *st, const char *model, const st_history_batch *
     if (rc)
         return rc;
     idx = st_row_order(b, err);
-    if (!idx)
-        return ST_ERR_NOMEM;
+    pd = malloc(sizeof *pd);
+    if (!idx || !pd) {
+        rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    pd->n = 0;
 
     rc = st_wbegin(st, &db, err);
     if (rc)
@@ -166,11 +244,12 @@ st_code st_history_put(st_store *st, const char *model, const st_history_batch *
     rc = st_model_lookup(db, model, &model_id, err);
     if (rc == ST_OK)
         rc = st_run_ensure(db, model_id, b->run, &run_id, err);
+    /* INDEXED BY: statistics taken while the table was tiny (every row at
+     * one epoch) make (run_id, epoch) look no better than the primary key's
+     * run_id, and a scan of the run per epoch is quadratic. */
     if (rc == ST_OK)
-        rc = st_prepare(db, &del, err, "DELETE FROM history WHERE run_id = ? AND epoch = ?", NULL);
-    if (rc == ST_OK)
-        rc = st_prepare(db, &ins, err, "INSERT INTO history(run_id, epoch, metric, value) "
-                        "VALUES (?, ?, ?, ?)", NULL);
+        rc = st_prepare(db, &del, err, "DELETE FROM history INDEXED BY history_run_epoch "
+                        "WHERE run_id = ? AND epoch = ?", NULL);
     for (size_t k = 0; rc == ST_OK && k < b->nepochs; k++) {
         size_t i = idx[k].i;
         const double *row = b->values + i * b->nmetrics;
@@ -189,23 +268,21 @@ st_code st_history_put(st_store *st, const char *model, const st_history_batch *
             nupd++;
         else
             nadd++;
-        for (size_t j = 0; j < b->nmetrics; j++) {
+        for (size_t j = 0; rc == ST_OK && j < b->nmetrics; j++) {
             if (isnan(row[j]))
                 continue;
-            sqlite3_bind_int64(ins, 1, run_id);
-            sqlite3_bind_int64(ins, 2, b->epochs[i]);
-            sqlite3_bind_text(ins, 3, b->metrics[j], -1, SQLITE_STATIC);
-            sqlite3_bind_double(ins, 4, row[j]);
-            src = st_step(ins);
-            sqlite3_reset(ins);
-            if (src != SQLITE_DONE) {
-                rc = st_db_fail(err, db, src, "history");
-                break;
-            }
+            pd->epoch[pd->n] = b->epochs[i];
+            pd->metric[pd->n] = b->metrics[j];
+            pd->value[pd->n++] = row[j];
+            if (pd->n == ST_PUT_ROWS)
+                rc = st_flush(db, ins, run_id, pd, err);
         }
     }
-    sqlite3_finalize(del);
-    sqlite3_finalize(ins);
+    if (rc == ST_OK && pd->n)
+        rc = st_flush(db, ins, run_id, pd, err);
+    st_finish(del);
+    for (size_t k = 0; k < ST_NSIZES; k++)
+        st_finish(ins[k]);
     rc = st_wend(st, rc, err);
     if (rc == ST_OK) {
         if (added)
@@ -214,6 +291,7 @@ st_code st_history_put(st_store *st, const char *model, const st_history_batch *
             *updated = nupd;
     }
 done:
+    free(pd);
     free(idx);
     return rc;
 }
@@ -227,20 +305,38 @@ struct st_series {
     size_t n, cap;
 };
 
-static int st_series_push(struct st_series *s, int64_t e, double v)
+/* 2 MiB pages for big arrays where transparent huge pages are on
+ * "madvise": a 100 000-epoch run is 16 MB of series, ~4 000 page faults
+ * in 4 KiB pages. Advice only. */
+#define ST_HUGE ((uintptr_t)2 << 20)
+static void st_hugepages(void *p, size_t len)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 256;
-        int64_t *ne = realloc(s->epochs, cap * sizeof *ne);
-        if (!ne)
-            return -1;
-        s->epochs = ne;
-        double *nv = realloc(s->values, cap * sizeof *nv);
-        if (!nv)
-            return -1;
-        s->values = nv;
-        s->cap = cap;
-    }
+    uintptr_t a = ((uintptr_t)p + ST_HUGE - 1) & ~(ST_HUGE - 1);
+    uintptr_t e = ((uintptr_t)p + len) & ~(ST_HUGE - 1);
+    if (len >= 2 * ST_HUGE && e > a)
+        madvise((void *)a, e - a, MADV_HUGEPAGE);
+}
+
+static int st_series_grow(struct st_series *s, size_t cap)
+{
+    int64_t *ne = realloc(s->epochs, cap * sizeof *ne);
+    if (!ne)
+        return -1;
+    s->epochs = ne;
+    st_hugepages(ne, cap * sizeof *ne);
+    double *nv = realloc(s->values, cap * sizeof *nv);
+    if (!nv)
+        return -1;
+    s->values = nv;
+    st_hugepages(nv, cap * sizeof *nv);
+    s->cap = cap;
+    return 0;
+}
+
+static inline int st_series_push(struct st_series *s, int64_t e, double v)
+{
+    if (s->n == s->cap && st_series_grow(s, s->cap ? s->cap * 2 : 256))
+        return -1;
     s->epochs[s->n] = e;
     s->values[s->n++] = v;
     return 0;
@@ -330,23 +426,41 @@ static st_code st_run_metrics(sqlite3 *db, int64_t run_id, const st_history_quer
     }
     if (rc == ST_OK && src != SQLITE_DONE)
         rc = st_db_fail(err, db, src, "history metrics");
-    sqlite3_finalize(s);
+    st_finish(s);
     return rc;
 }
 
 /* Union of the series' epochs (each ascending) by a k-way merge, then each
- * series spread into a dense column with NAN holes. */
+ * series spread into a dense column with NAN holes. When every series has
+ * the same epochs (Keras logs every metric every epoch: the usual case) the
+ * series themselves become the answer's arrays (taken: ser[j] is emptied). */
 static st_code st_run_densify(st_history_run *r, struct st_series *ser, st_error *err)
 {
     size_t k = r->nmetrics, total = 0, n = 0, *pos = NULL;
+    int same = 1;
     st_code rc = ST_OK;
 
-    for (size_t j = 0; j < k; j++)
+    r->columns = calloc(k ? k : 1, sizeof *r->columns);
+    if (!r->columns)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    for (size_t j = 0; j < k; j++) {
         total += ser[j].n;
+        same &= ser[j].n == ser[0].n && (ser[j].n == 0 ||
+                memcmp(ser[j].epochs, ser[0].epochs, ser[j].n * sizeof *ser[j].epochs) == 0);
+    }
+    if (k > 0 && same && ser[0].n > 0) {
+        r->nepochs = ser[0].n;
+        r->epochs = ser[0].epochs;
+        ser[0].epochs = NULL;
+        for (size_t j = 0; j < k; j++) {
+            r->columns[j] = ser[j].values;
+            ser[j].values = NULL;
+        }
+        return ST_OK;
+    }
     pos = calloc(k ? k : 1, sizeof *pos);
     r->epochs = malloc((total ? total : 1) * sizeof *r->epochs);
-    r->columns = calloc(k ? k : 1, sizeof *r->columns);
-    if (!pos || !r->epochs || !r->columns) {
+    if (!pos || !r->epochs) {
         rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -415,12 +529,15 @@ static st_code st_run_checkpoints(sqlite3 *db, int64_t model_id, const st_histor
     }
     if (rc == ST_OK && src != SQLITE_DONE)
         rc = st_db_fail(err, db, src, "checkpoints");
-    sqlite3_finalize(s);
+    st_finish(s);
     return rc;
 }
 
-/* Fill one run of the answer; *budget counts down values still allowed. */
-static st_code st_run_read(sqlite3 *db, int64_t model_id, int64_t run_id,
+/* Fill one run of the answer; *budget counts down values still allowed.
+ * epochs: the run's epoch count (runs.epochs), so no metric has more rows
+ * in the range: each series is allocated once (bounded by the range and
+ * the budget too), not doubled and copied as it grows. */
+static st_code st_run_read(sqlite3 *db, int64_t model_id, int64_t run_id, int64_t epochs,
                            const st_history_query *q, st_history_run *r, size_t *budget,
                            st_error *err)
 {
@@ -438,6 +555,15 @@ static st_code st_run_read(sqlite3 *db, int64_t model_id, int64_t run_id,
     rc = st_prepare(db, &s, err, "SELECT epoch, value FROM history WHERE run_id = ?1 "
                     "AND metric = ?2 AND epoch >= ?3 AND epoch <= ?4 ORDER BY epoch", NULL);
     for (size_t j = 0; rc == ST_OK && j < r->nmetrics; j++) {
+        uint64_t cap = epochs > 0 ? (uint64_t)epochs : 0;
+        if (q->has_from && q->has_to && (uint64_t)(q->to_epoch - q->from_epoch) < cap)
+            cap = (uint64_t)(q->to_epoch - q->from_epoch) + 1;
+        if (cap > *budget + 1)
+            cap = *budget + 1;
+        if (cap > 0 && st_series_grow(&ser[j], (size_t)cap)) {
+            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+            break;
+        }
         sqlite3_bind_int64(s, 1, run_id);
         sqlite3_bind_text(s, 2, r->metrics[j], -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, q->has_from ? q->from_epoch : 0);
@@ -461,6 +587,9 @@ static st_code st_run_read(sqlite3 *db, int64_t model_id, int64_t run_id,
         if (rc == ST_OK && src != SQLITE_DONE)
             rc = st_db_fail(err, db, src, "history");
         sqlite3_reset(s);
+        /* A metric logged at few of the run's epochs: give the rest back. */
+        if (rc == ST_OK && ser[j].n < ser[j].cap / 2 && st_series_grow(&ser[j], ser[j].n + 1))
+            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
     }
     if (rc == ST_OK)
         rc = st_run_densify(r, ser, err);
@@ -471,7 +600,7 @@ static st_code st_run_read(sqlite3 *db, int64_t model_id, int64_t run_id,
         free(ser[j].values);
     }
     free(ser);
-    sqlite3_finalize(s);
+    st_finish(s);
     return rc;
 }
 
@@ -516,8 +645,9 @@ st_code st_history_get(st_store *st, const char *model, const st_history_query *
         goto done;
     rc = st_model_lookup(db, model, &model_id, err);
     if (rc == ST_OK)
-        rc = st_prepare(db, &s, err, "SELECT id, name, created_at FROM runs WHERE model_id = ?1 "
-                        "AND (?2 IS NULL OR name = ?2) ORDER BY name", "it", model_id, q->run);
+        rc = st_prepare(db, &s, err, "SELECT id, name, created_at, epochs FROM runs "
+                        "WHERE model_id = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY name", "it",
+                        model_id, q->run);
     while (rc == ST_OK && (src = st_step(s)) == SQLITE_ROW) {
         st_history_run *r;
         if (h->nruns == cap) {
@@ -537,14 +667,15 @@ st_code st_history_get(st_store *st, const char *model, const st_history_query *
         if (!r->run || !r->created_at)
             rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
         else
-            rc = st_run_read(db, model_id, sqlite3_column_int64(s, 0), q, r, &budget, err);
+            rc = st_run_read(db, model_id, sqlite3_column_int64(s, 0),
+                             sqlite3_column_int64(s, 3), q, r, &budget, err);
     }
     if (rc == ST_OK && src != SQLITE_DONE)
         rc = st_db_fail(err, db, src, "runs");
     if (rc == ST_OK && q->run && h->nruns == 0)
         rc = st_fail_details(err, ST_ERR_NOT_FOUND, json_pack("{s:s,s:s}", "model", model,
                              "run", q->run), "model '%s' has no run '%s'", model, q->run);
-    sqlite3_finalize(s);
+    st_finish(s);
     st_rend(st, db);
     if (rc == ST_OK) {
         *out = h;
@@ -557,38 +688,73 @@ done:
 
 /* ---- run list ----------------------------------------------------------- */
 
-/* best: per metric, the min or max value and its earliest epoch. SQLite
- * gives the bare column `epoch` from the row holding the min()/max(); the
- * primary key order (metric, epoch) makes that the earliest such row. */
+/* best: per metric, the min or max value and its earliest epoch, by seeks
+ * on history_best (run, metric, value, epoch) — never a read of the run's
+ * rows. The first entry after (run, previous metric) names the next metric
+ * and holds its min at its earliest epoch; a max metric takes its last
+ * entry's value, then the first entry with that value (earliest epoch).
+ * INDEXED BY: these are only fast on that index, whatever the statistics. */
 static st_code st_run_best(sqlite3 *db, int64_t run_id, json_t *best, st_error *err)
 {
-    static const char *const sql[2] = {
-        "SELECT metric, min(value), epoch FROM history WHERE run_id = ? GROUP BY metric",
-        "SELECT metric, max(value), epoch FROM history WHERE run_id = ? GROUP BY metric",
-    };
-    st_code rc = ST_OK;
-    for (int want_max = 0; rc == ST_OK && want_max < 2; want_max++) {
-        sqlite3_stmt *s = NULL;
-        int src = SQLITE_DONE;
-        rc = st_prepare(db, &s, err, sql[want_max], "i", run_id);
-        while (rc == ST_OK && (src = st_step(s)) == SQLITE_ROW) {
-            const char *metric = (const char *)sqlite3_column_text(s, 0);
-            if (st_metric_is_max(metric) != want_max)
-                continue;
-            json_object_set_new(best, metric, json_pack("{s:f,s:I,s:s}",
-                                "value", sqlite3_column_double(s, 1),
-                                "epoch", (json_int_t)sqlite3_column_int64(s, 2),
-                                "mode", want_max ? "max" : "min"));
+    sqlite3_stmt *next = NULL, *max = NULL;
+    char metric[ST_METRIC_NAME_MAX + 1] = "";
+    st_code rc;
+    int src = SQLITE_DONE;
+
+    rc = st_prepare(db, &next, err, "SELECT metric, value, epoch FROM history "
+                    "INDEXED BY history_best WHERE run_id = ?1 AND metric > ?2 "
+                    "ORDER BY metric, value, epoch LIMIT 1", NULL);
+    if (rc == ST_OK)
+        rc = st_prepare(db, &max, err, "SELECT value, epoch FROM history INDEXED BY history_best "
+                        "WHERE run_id = ?1 AND metric = ?2 AND value = (SELECT value FROM history "
+                        "INDEXED BY history_best WHERE run_id = ?1 AND metric = ?2 "
+                        "ORDER BY value DESC LIMIT 1) ORDER BY epoch LIMIT 1", NULL);
+    while (rc == ST_OK) {
+        double value;
+        int64_t epoch;
+        int want_max;
+        json_t *o;
+
+        sqlite3_bind_int64(next, 1, run_id);
+        sqlite3_bind_text(next, 2, metric, -1, SQLITE_TRANSIENT);
+        if ((src = st_step(next)) != SQLITE_ROW)
+            break;
+        snprintf(metric, sizeof metric, "%s", (const char *)sqlite3_column_text(next, 0));
+        value = sqlite3_column_double(next, 1);
+        epoch = sqlite3_column_int64(next, 2);
+        sqlite3_reset(next);
+        want_max = st_metric_is_max(metric);
+        if (want_max) {
+            sqlite3_bind_int64(max, 1, run_id);
+            sqlite3_bind_text(max, 2, metric, -1, SQLITE_TRANSIENT);
+            if ((src = st_step(max)) != SQLITE_ROW) {
+                rc = st_db_fail(err, db, src == SQLITE_DONE ? SQLITE_CORRUPT : src, "best");
+                break;
+            }
+            value = sqlite3_column_double(max, 0);
+            epoch = sqlite3_column_int64(max, 1);
+            sqlite3_reset(max);
         }
-        if (rc == ST_OK && src != SQLITE_DONE)
-            rc = st_db_fail(err, db, src, "best");
-        sqlite3_finalize(s);
+        o = json_pack("{s:f,s:I,s:s}", "value", value, "epoch", (json_int_t)epoch,
+                      "mode", want_max ? "max" : "min");
+        if (!o || json_object_set_new(best, metric, o)) {
+            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+            break;
+        }
     }
+    if (rc == ST_OK && src != SQLITE_DONE)
+        rc = st_db_fail(err, db, src, "best");
+    st_finish(next);
+    st_finish(max);
     return rc;
 }
 
+/* One run of the list: its epoch count is runs.epochs (0004's triggers),
+ * first and last epoch one seek each on history_run_epoch (two scalar
+ * subqueries: min() and max() in one SELECT would read every row; INDEXED
+ * BY: left alone, SQLite may take history_best and read the run's rows). */
 static st_code st_run_item(sqlite3 *db, int64_t model_id, int64_t run_id, const char *name,
-                           const char *created_at, json_t **out, st_error *err)
+                           const char *created_at, int64_t epochs, json_t **out, st_error *err)
 {
     sqlite3_stmt *s = NULL;
     json_t *o = NULL, *best = json_object(), *cps = json_array();
@@ -599,8 +765,9 @@ static st_code st_run_item(sqlite3 *db, int64_t model_id, int64_t run_id, const 
         rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
         goto out;
     }
-    rc = st_prepare(db, &s, err, "SELECT count(DISTINCT epoch), min(epoch), max(epoch) "
-                    "FROM history WHERE run_id = ?", "i", run_id);
+    rc = st_prepare(db, &s, err, "SELECT (SELECT min(epoch) FROM history INDEXED BY "
+                    "history_run_epoch WHERE run_id = ?1), (SELECT max(epoch) FROM history "
+                    "INDEXED BY history_run_epoch WHERE run_id = ?1)", "i", run_id);
     if (rc)
         goto out;
     if ((src = st_step(s)) != SQLITE_ROW) {
@@ -608,9 +775,9 @@ static st_code st_run_item(sqlite3 *db, int64_t model_id, int64_t run_id, const 
         goto out;
     }
     o = json_pack("{s:s,s:s,s:I,s:o,s:o}", "run", name, "created_at", created_at,
-                  "epochs", (json_int_t)sqlite3_column_int64(s, 0),
-                  "first_epoch", st_col_int(s, 1), "last_epoch", st_col_int(s, 2));
-    sqlite3_finalize(s);
+                  "epochs", (json_int_t)epochs,
+                  "first_epoch", st_col_int(s, 0), "last_epoch", st_col_int(s, 1));
+    st_finish(s);
     s = NULL;
     if (!o) {
         rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
@@ -632,7 +799,7 @@ static st_code st_run_item(sqlite3 *db, int64_t model_id, int64_t run_id, const 
     *out = o;
     o = NULL;
 out:
-    sqlite3_finalize(s);
+    st_finish(s);
     json_decref(o);
     json_decref(best);
     json_decref(cps);
@@ -665,8 +832,8 @@ st_code st_run_list(st_store *st, const char *model, int limit, const char *afte
         goto done;
     rc = st_model_lookup(db, model, &model_id, err);
     if (rc == ST_OK)
-        rc = st_prepare(db, &s, err, "SELECT id, name, created_at FROM runs WHERE model_id = ?1 "
-                        "AND (?2 IS NULL OR name > ?2) ORDER BY name LIMIT ?3", "iti",
+        rc = st_prepare(db, &s, err, "SELECT id, name, created_at, epochs FROM runs "
+                        "WHERE model_id = ?1 AND (?2 IS NULL OR name > ?2) ORDER BY name LIMIT ?3", "iti",
                         model_id, after, (int64_t)limit + 1);
     while (rc == ST_OK && (src = st_step(s)) == SQLITE_ROW) {
         json_t *it = NULL;
@@ -676,14 +843,15 @@ st_code st_run_list(st_store *st, const char *model, int limit, const char *afte
         }
         rc = st_run_item(db, model_id, sqlite3_column_int64(s, 0),
                          (const char *)sqlite3_column_text(s, 1),
-                         (const char *)sqlite3_column_text(s, 2), &it, err);
+                         (const char *)sqlite3_column_text(s, 2), sqlite3_column_int64(s, 3),
+                         &it, err);
         if (rc == ST_OK)
             json_array_append_new(items, it);
         n++;
     }
     if (rc == ST_OK && src != SQLITE_ROW && src != SQLITE_DONE)
         rc = st_db_fail(err, db, src, "runs");
-    sqlite3_finalize(s);
+    st_finish(s);
     st_rend(st, db);
     if (rc)
         goto done;

@@ -61,7 +61,7 @@ st_code st_model_json(sqlite3 *db, int64_t model_id, json_t **out, st_error *err
     json_object_set_new(o, "latest_version", st_col_int(s, 7));
     if (sqlite3_column_type(s, 7) != SQLITE_NULL)
         json_object_set_new(tags, "latest", json_integer(sqlite3_column_int64(s, 7)));
-    sqlite3_finalize(s);
+    st_finish(s);
     s = NULL;
 
     rc = st_prepare(db, &s, err, "SELECT t.name, v.number FROM tags t JOIN versions v "
@@ -80,7 +80,7 @@ st_code st_model_json(sqlite3 *db, int64_t model_id, json_t **out, st_error *err
     *out = o;
     o = NULL;
 out:
-    sqlite3_finalize(s);
+    st_finish(s);
     json_decref(o);
     json_decref(tags);
     return rc;
@@ -217,7 +217,7 @@ st_code st_model_list(st_store *st, int limit, const char *after, json_t **out, 
     }
     *out = o;
 out:
-    sqlite3_finalize(s);
+    st_finish(s);
     json_decref(items);
     json_decref(next);
     st_rend(st, db);

@@ -63,6 +63,10 @@ typedef struct st_store st_store;
 st_code st_open(const char *data_dir, st_store **out, st_error *err);
 void st_close(st_store *st);                     /* NULL ok */
 const char *st_data_dir(const st_store *st);     /* borrowed */
+/* Grows after every write transaction of this process (committed or not):
+ * an answer built from a read that began after st_generation returned g is
+ * current for as long as st_generation still returns g. */
+uint64_t st_generation(st_store *st);
 /* How many migrations st_open applied just now, and how many exist. */
 void st_migration_counts(const st_store *st, int *applied_now, int *total);
 
@@ -74,12 +78,14 @@ typedef struct st_upload st_upload;
 
 st_code st_upload_begin(st_store *st, st_upload **out, st_error *err);
 st_code st_upload_write(st_upload *up, const void *buf, size_t len, st_error *err);
-/* Flush + fsync the temp file and fix the digest (64 lowercase hex chars +
- * NUL) and size. After this only _path/_fd, _commit and _abort are valid. */
+/* Fix the digest (64 lowercase hex chars + NUL) and size, and start the temp
+ * file's fsync on a thread (st_upload_commit waits for it, st_upload_abort
+ * joins it): validation runs meanwhile. After this only _path/_fd, _commit
+ * and _abort are valid. */
 st_code st_upload_finish(st_upload *up, char digest_hex[65], uint64_t *size, st_error *err);
 const char *st_upload_path(const st_upload *up);   /* borrowed: the temp file */
 int st_upload_fd(const st_upload *up);             /* borrowed: read-only use (pread) */
-/* Move the temp file into blobs/sha256/xx/<hex> (rename, fsync dir) and
+/* Wait for the fsync, move the temp file into blobs/sha256/xx/<hex> (rename, fsync dir) and
  * record the blob row; an identical blob already stored is reused and the
  * temp file removed. Frees up. */
 st_code st_upload_commit(st_upload *up, st_error *err);

@@ -6,13 +6,14 @@
 #define STRATA_STORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <sqlite3.h>
 #include "storage.h"
 
 /* Reader connections in the pool: the server has a handful of worker
  * threads; more readers than cores buys nothing on this 2-core box. */
-#define ST_NREADERS 4
+#define ST_NREADERS 8
 /* Per-connection busy handler; another process (strata gc/verify while the
  * server runs) is the only expected source of lock waits. */
 #define ST_BUSY_TIMEOUT_MS 10000
@@ -34,6 +35,7 @@ struct st_store {
     pthread_cond_t rcond;
     int applied_now;
     int total;
+    atomic_ullong generation;          /* + 1 after each committed write */
 };
 
 /* ---- errors (util.c) ---------------------------------------------------- */
@@ -71,6 +73,12 @@ st_code st_check_limit(int limit, int *out, st_error *err);
  *   n  binds NULL, takes no argument                                       */
 st_code st_prepare(sqlite3 *db, sqlite3_stmt **out, st_error *err, const char *sql,
                    const char *fmt, ...);
+/* Give back a statement from st_prepare (NULL is fine): a cached one is
+ * reset and kept, any other finalized. Never sqlite3_finalize one. */
+void st_finish(sqlite3_stmt *s);
+/* Statement cache for a connection: attach after open, detach before close. */
+void st_cache_attach(sqlite3 *db);
+void st_cache_detach(sqlite3 *db);
 /* sqlite3_step, retrying SQLITE_BUSY a bounded number of times. */
 int st_step(sqlite3_stmt *s);
 /* Run a statement to completion (no rows expected). */
@@ -81,6 +89,11 @@ st_code st_query_i64(sqlite3 *db, st_error *err, int64_t *out, int *found,
 /* Column text as a NEW json string, or json null for SQL NULL. */
 json_t *st_col_str(sqlite3_stmt *s, int col);
 json_t *st_col_int(sqlite3_stmt *s, int col);   /* integer or null */
+
+/* versions.c: the SQL st_version_list runs for q (narrow: the epoch-range
+ * form); 0, or -1 when it does not fit in size. Tests and the bench print
+ * and EXPLAIN it. */
+int st_version_list_sql(const st_version_query *q, int narrow, char *sql, size_t size);
 
 /* ---- connections and transactions (store.c) ----------------------------- */
 /* Lock the writer and BEGIN IMMEDIATE. On success the caller MUST call

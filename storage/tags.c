@@ -30,7 +30,7 @@ st_code st_tag_move(sqlite3 *db, int64_t model_id, const char *tag, int64_t vers
     } else if (src != SQLITE_DONE) {
         rc = st_db_fail(err, db, src, "tag");
     }
-    sqlite3_finalize(s);
+    st_finish(s);
     if (rc)
         return rc;
     if ((version_id == 0 && !found) || (found && cur_vid == version_id))
@@ -119,7 +119,7 @@ st_code st_tag_put(st_store *st, const char *model, const char *tag, int64_t ver
         if (rc == ST_OK)
             o = json_pack("{s:s,s:I,s:o}", "tag", tag, "version", (json_int_t)version,
                           "updated_at", st_col_str(s, 0));
-        sqlite3_finalize(s);
+        st_finish(s);
     }
     rc = st_wend(st, rc, err);
     if (rc == ST_OK && out) {
@@ -168,7 +168,7 @@ st_code st_tag_list(st_store *st, const char *model, json_t **out, st_error *err
         rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
 out:
     json_decref(items);
-    sqlite3_finalize(s);
+    st_finish(s);
     st_rend(st, db);
     return rc;
 }
@@ -241,7 +241,7 @@ st_code st_tag_history(st_store *st, const char *model, const char *tag, json_t 
         rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
 out:
     json_decref(items);
-    sqlite3_finalize(s);
+    st_finish(s);
     st_rend(st, db);
     return rc;
 }

@@ -54,7 +54,7 @@ st_code st_token_lookup(st_store *st, const char *hash_hex, char scope[8], st_er
         else
             rc = st_db_fail(err, db, step, "looking up a token");
     }
-    sqlite3_finalize(s);
+    st_finish(s);
     st_rend(st, db);
     return rc;
 }
@@ -73,7 +73,7 @@ st_code st_token_list(st_store *st, json_t **out, st_error *err)
                                                "name", st_col_str(s, 1), "scope", st_col_str(s, 2),
                                                "created_at", st_col_str(s, 3), "revoked_at", st_col_str(s, 4)));
     if (!rc && step != SQLITE_DONE) rc = st_db_fail(err, db, step, "listing tokens");
-    sqlite3_finalize(s);
+    st_finish(s);
     st_rend(st, db);
     if (rc) { json_decref(items); return rc; }
     *out = json_pack("{s:o}", "items", items);

@@ -4,6 +4,8 @@
  * busy retry). Owns no state; knows nothing of tables.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,21 +250,137 @@ static int st_bindv(sqlite3_stmt *s, const char *fmt, va_list ap)
     return rc;
 }
 
+/* ---- prepared-statement cache ---------------------------------------------
+ * Parsing SQL was 40 % of a version GET (perf). Connections that st_cache_attach
+ * registered keep up to ST_STMT_CACHE statements each, found by their SQL
+ * text; st_finish resets a cached one instead of finalizing it. A connection
+ * is used by one thread at a time (the writer lock, the reader pool), so an
+ * entry needs no lock; when all entries are taken, an idle one is replaced
+ * (dynamic SQL cannot crowd out the rest); the table of connections changes only at open/close
+ * (under cache_lock) and is read lock-free. */
+
+#define ST_STMT_CACHE 64
+#define ST_CACHED_DBS 64
+
+typedef struct st_cached {
+    sqlite3_stmt *s;
+    uint64_t hash;
+    int busy;
+} st_cached;
+
+typedef struct st_cache {
+    _Atomic(sqlite3 *) db;
+    int n;
+    unsigned next;                 /* where the next replacement looks first */
+    st_cached e[ST_STMT_CACHE];
+} st_cache;
+
+static st_cache caches[ST_CACHED_DBS];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static st_cache *cache_of(sqlite3 *db)
+{
+    for (int i = 0; i < ST_CACHED_DBS; i++)
+        if (atomic_load_explicit(&caches[i].db, memory_order_acquire) == db)
+            return &caches[i];
+    return NULL;
+}
+
+void st_cache_attach(sqlite3 *db)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < ST_CACHED_DBS; i++) {
+        if (atomic_load_explicit(&caches[i].db, memory_order_relaxed) == NULL) {
+            caches[i].n = 0;
+            atomic_store_explicit(&caches[i].db, db, memory_order_release);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);   /* table full: this connection prepares each time */
+}
+
+void st_cache_detach(sqlite3 *db)
+{
+    pthread_mutex_lock(&cache_lock);
+    st_cache *c = db ? cache_of(db) : NULL;
+    if (c) {
+        for (int i = 0; i < c->n; i++)
+            sqlite3_finalize(c->e[i].s);
+        c->n = 0;
+        atomic_store_explicit(&c->db, NULL, memory_order_release);
+    }
+    pthread_mutex_unlock(&cache_lock);
+}
+
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+void st_finish(sqlite3_stmt *s)
+{
+    if (!s)
+        return;
+    st_cache *c = cache_of(sqlite3_db_handle(s));
+    for (int i = 0; c && i < c->n; i++) {
+        if (c->e[i].s == s) {
+            sqlite3_reset(s);
+            sqlite3_clear_bindings(s);
+            c->e[i].busy = 0;
+            return;
+        }
+    }
+    sqlite3_finalize(s);
+}
+
+static int prepare_cached(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+    st_cache *c = cache_of(db);
+    uint64_t h = c ? sql_hash(sql) : 0;
+    for (int i = 0; c && i < c->n; i++) {
+        st_cached *e = &c->e[i];
+        if (!e->busy && e->hash == h && strcmp(sqlite3_sql(e->s), sql) == 0) {
+            e->busy = 1;
+            *out = e->s;
+            return SQLITE_OK;
+        }
+    }
+    int rc = sqlite3_prepare_v3(db, sql, -1, c ? SQLITE_PREPARE_PERSISTENT : 0, out, NULL);
+    if (rc != SQLITE_OK || !*out || !c)
+        return rc;
+    if (c->n < ST_STMT_CACHE) {
+        c->e[c->n++] = (st_cached){*out, h, 1};
+        return rc;
+    }
+    for (int k = 0; k < ST_STMT_CACHE; k++) {      /* full: replace an idle one, in turn */
+        st_cached *e = &c->e[c->next++ % ST_STMT_CACHE];
+        if (!e->busy) {
+            sqlite3_finalize(e->s);
+            *e = (st_cached){*out, h, 1};
+            break;
+        }
+    }
+    return rc;
+}
+
 static st_code st_preparev(sqlite3 *db, sqlite3_stmt **out, st_error *err, const char *sql,
                            const char *fmt, va_list ap)
 {
     sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    int rc = prepare_cached(db, sql, &s);
     for (int tries = 0; rc == SQLITE_BUSY && tries < ST_BUSY_RETRIES; tries++) {
         usleep(10000);
-        rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+        rc = prepare_cached(db, sql, &s);
     }
     if (rc != SQLITE_OK)
         return st_db_fail(err, db, rc, "prepare");
     rc = st_bindv(s, fmt, ap);
     if (rc != SQLITE_OK) {
         st_code code = st_db_fail(err, db, rc, "bind");
-        sqlite3_finalize(s);
+        st_finish(s);
         return code;
     }
     *out = s;
@@ -310,7 +428,7 @@ st_code st_exec(sqlite3 *db, st_error *err, const char *sql, const char *fmt, ..
         ;
     if (src != SQLITE_DONE)
         rc = st_db_fail(err, db, src, "write");
-    sqlite3_finalize(s);
+    st_finish(s);
     return rc;
 }
 
@@ -336,7 +454,7 @@ st_code st_query_i64(sqlite3 *db, st_error *err, int64_t *out, int *found,
     } else if (src != SQLITE_DONE) {
         rc = st_db_fail(err, db, src, "query");
     }
-    sqlite3_finalize(s);
+    st_finish(s);
     return rc;
 }
 

@@ -109,7 +109,7 @@ static st_code st_layers_json(sqlite3 *db, int64_t version_id, json_t *o, st_err
     if (rc == ST_OK)
         json_object_set(o, "layers", arr);
     json_decref(arr);
-    sqlite3_finalize(s);
+    st_finish(s);
     return rc;
 }
 
@@ -160,7 +160,7 @@ st_code st_version_json(sqlite3 *db, const char *model, int64_t version_id,
     json_object_set(o, "metrics", metrics);
     json_object_set_new(o, "notes", st_col_str(s, 8));
     json_object_set_new(o, "parent", st_col_str(s, 9));
-    sqlite3_finalize(s);
+    st_finish(s);
     s = NULL;
 
     rc = st_prepare(db, &s, err, "SELECT name FROM tags WHERE version_id = ? UNION ALL "
@@ -184,7 +184,7 @@ st_code st_version_json(sqlite3 *db, const char *model, int64_t version_id,
     *out = o;
     o = NULL;
 out:
-    sqlite3_finalize(s);
+    st_finish(s);
     json_decref(o);
     json_decref(tags);
     json_decref(metrics);
@@ -397,7 +397,7 @@ static st_code st_monitor(sqlite3 *db, int64_t model_id, int64_t vid, json_t *me
         int is_max = mode && strcmp(mode, "max") == 0;
         char mname[256];
         snprintf(mname, sizeof mname, "%s", metric);
-        sqlite3_finalize(s);
+        st_finish(s);
         s = NULL;
         rc = st_prepare(db, &s, err, "SELECT t.version_id, vm.value FROM tags t "
                         "LEFT JOIN version_metrics vm ON vm.version_id = t.version_id "
@@ -421,7 +421,7 @@ static st_code st_monitor(sqlite3 *db, int64_t model_id, int64_t vid, json_t *me
     if (better)
         rc = st_tag_move(db, model_id, "best", vid, "monitor", err);
 out:
-    sqlite3_finalize(s);
+    st_finish(s);
     return rc;
 }
 
@@ -532,6 +532,132 @@ static int st_bind_named_text(sqlite3_stmt *s, const char *name, const char *v)
     return i && v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : SQLITE_OK;
 }
 
+/* order_by's sort key ("m.value" and *metric for metrics.<name>); NULL
+ * when unknown or the metric name is bad. */
+static const char *st_list_key(const st_version_query *q, const char **metric)
+{
+    *metric = NULL;
+    if (!q->order_by)
+        return "v.number";
+    if (strncmp(q->order_by, "metrics.", 8) == 0) {
+        *metric = q->order_by + 8;
+        return st_name_valid(*metric) ? "m.value" : NULL;
+    }
+    for (size_t i = 0; i < sizeof st_orders / sizeof st_orders[0]; i++)
+        if (strcmp(q->order_by, st_orders[i].name) == 0)
+            return st_orders[i].key;
+    return NULL;
+}
+
+/* The search's SQL, with named parameters :model :metric :run :mine :maxe
+ * :tag :limit :offset. Every form reads a page without sorting the model's
+ * versions (issue 7; tests/unit/test_storage_search.c checks the plans):
+ * - order_by=metrics.X walks version_metrics_order (model, metric, value,
+ *   version), or version_metrics_run (…, run, value, version) with run=,
+ *   and stops at the page's end. CROSS JOIN keeps that walk the outer loop;
+ *   left to itself, with statistics from a large table, SQLite would scan
+ *   the model's versions and sort them all. INDEXED BY: the same, whatever
+ *   the statistics say.
+ * - tag= is one version (a tag names one; latest is the highest number):
+ *   read it first, by id or number, then its metric.
+ * - narrow (st_list_narrow: min_epoch/max_epoch hold few versions): read
+ *   those first by versions_epoch / versions_run_epoch and sort them.
+ * - version and epoch walk (model, number), versions_epoch (0005) or
+ *   versions_run_epoch with run=; ties by id. created_at sorts.
+ * Not static: bench/history_fill.c and the test EXPLAIN exactly this SQL.
+ * 0, or -1 for an unknown order_by or too small a buffer. */
+int st_version_list_sql(const st_version_query *q, int narrow, char *sql, size_t size)
+{
+    const char *metric, *key = st_list_key(q, &metric);
+    const char *dir = q->descending ? "DESC" : "ASC";
+    size_t len = 0;
+
+    if (!key)
+        return -1;
+#define SQL_ADD(...) (len += (size_t)snprintf(sql + len, len < size ? size - len : 0, __VA_ARGS__))
+    if (metric && (q->tag || narrow))
+        SQL_ADD("SELECT v.id FROM versions v CROSS JOIN version_metrics m "
+                "ON m.version_id = v.id AND m.metric = :metric WHERE v.model_id = :model ");
+    else if (metric && q->run)
+        SQL_ADD("SELECT v.id FROM version_metrics m INDEXED BY version_metrics_run "
+                "CROSS JOIN versions v ON v.id = m.version_id WHERE m.model_id = :model "
+                "AND m.metric = :metric AND m.run = :run AND v.model_id = :model ");
+    else if (metric)
+        SQL_ADD("SELECT v.id FROM version_metrics m INDEXED BY version_metrics_order "
+                "CROSS JOIN versions v ON v.id = m.version_id WHERE m.model_id = :model "
+                "AND m.metric = :metric AND v.model_id = :model ");
+    else if (strcmp(key, "v.epoch") == 0 && !q->tag)
+        SQL_ADD("SELECT v.id FROM versions v INDEXED BY %s WHERE v.model_id = :model ",
+                q->run ? "versions_run_epoch" : "versions_epoch");
+    else
+        SQL_ADD("SELECT v.id FROM versions v WHERE v.model_id = :model ");
+    if (q->run)
+        SQL_ADD("AND v.run = :run ");
+    if (q->has_min_epoch)
+        SQL_ADD("AND v.epoch >= :mine ");
+    if (q->has_max_epoch)
+        SQL_ADD("AND v.epoch <= :maxe ");
+    if (q->tag && strcmp(q->tag, "latest") == 0)
+        SQL_ADD("AND v.number = (SELECT max(number) FROM versions WHERE model_id = :model) ");
+    else if (q->tag)
+        SQL_ADD("AND v.id = (SELECT t.version_id FROM tags t WHERE t.model_id = :model "
+                "AND t.name = :tag) ");
+    /* Ties by version: ids grow with numbers within a model (a new row's id
+     * is above every live one), so the id is what an index walk gives. */
+    if (strcmp(key, "v.number") == 0)
+        SQL_ADD("ORDER BY v.number %s LIMIT :limit OFFSET :offset", dir);
+    else
+        SQL_ADD("ORDER BY %s %s, %s %s LIMIT :limit OFFSET :offset", key, dir,
+                metric ? "m.version_id" : "v.id", dir);
+#undef SQL_ADD
+    return len < size ? 0 : -1;
+}
+
+/* min_epoch/max_epoch with order_by=metrics.X (no tag): does the range hold
+ * so few versions that reading them all and sorting beats the walk? To fill
+ * a page the walk visits about want * total / in_range index entries, one
+ * row lookup each (total: the model's versions, or the run's); reading
+ * first costs about two lookups per version in range. Read first when
+ * 2 * in_range^2 < want * total. Each count stops at its bound, so deciding
+ * costs less than either way of reading. */
+static st_code st_list_narrow(sqlite3 *db, int64_t model_id, const st_version_query *q,
+                              int64_t want, int *narrow, st_error *err)
+{
+    int64_t total = 0, cap = 64, n = 0;
+    int found = 0;
+    st_code rc;
+
+    *narrow = 0;
+    if (q->run)
+        rc = st_query_i64(db, err, &total, &found, "SELECT count(*) FROM (SELECT 1 FROM versions "
+                          "INDEXED BY versions_run_epoch WHERE model_id = ?1 AND run = ?2 "
+                          "LIMIT 65536)", "it", model_id, q->run);
+    else
+        rc = st_query_i64(db, err, &total, &found, "SELECT next_version - 1 FROM models "
+                          "WHERE id = ?", "i", model_id);
+    if (rc)
+        return rc;
+    want = want < INT32_MAX ? want : INT32_MAX;      /* keeps the products below 2^63 */
+    total = total < INT32_MAX ? total : INT32_MAX;
+    while (cap < total && 2 * cap * cap < want * total)
+        cap *= 2;
+    if (q->run)
+        rc = st_query_i64(db, err, &n, &found, "SELECT count(*) FROM (SELECT 1 FROM versions "
+                          "INDEXED BY versions_run_epoch WHERE model_id = ?1 AND run = ?2 "
+                          "AND epoch >= ?3 AND epoch <= ?4 LIMIT ?5)", "itiii", model_id,
+                          q->run, q->has_min_epoch ? q->min_epoch : INT64_MIN,
+                          q->has_max_epoch ? q->max_epoch : INT64_MAX, cap);
+    else
+        rc = st_query_i64(db, err, &n, &found, "SELECT count(*) FROM (SELECT 1 FROM versions "
+                          "INDEXED BY versions_epoch WHERE model_id = ?1 AND epoch >= ?2 "
+                          "AND epoch <= ?3 LIMIT ?4)", "iiii", model_id,
+                          q->has_min_epoch ? q->min_epoch : INT64_MIN,
+                          q->has_max_epoch ? q->max_epoch : INT64_MAX, cap);
+    if (rc == ST_OK)
+        *narrow = n < cap;
+    return rc;
+}
+
 st_code st_version_list(st_store *st, const char *model, const st_version_query *q,
                         json_t **out, st_error *err)
 {
@@ -539,11 +665,10 @@ st_code st_version_list(st_store *st, const char *model, const st_version_query 
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
     json_t *o = NULL, *items = NULL;
-    const char *key = NULL, *metric = NULL, *dir;
+    const char *metric = NULL;
     char sql[1024];
-    size_t len = 0;
     int64_t model_id, offset = 0;
-    int limit, n = 0, src = SQLITE_DONE, more = 0, brc = SQLITE_OK;
+    int limit, n = 0, src = SQLITE_DONE, more = 0, brc = SQLITE_OK, narrow = 0;
     st_code rc;
 
     if (!st || !out)
@@ -559,52 +684,21 @@ st_code st_version_list(st_store *st, const char *model, const st_version_query 
         return st_fail(err, ST_ERR_INVALID, "run name '%.140s' is not valid", q->run);
     if (q->tag && !st_tag_name_valid(q->tag))
         return st_fail(err, ST_ERR_INVALID, "tag '%.140s' is not valid", q->tag);
-    if (!q->order_by) {
-        key = "v.number";
-    } else if (strncmp(q->order_by, "metrics.", 8) == 0) {
-        metric = q->order_by + 8;
-        if (!st_name_valid(metric))
+    if (!st_list_key(q, &metric)) {
+        if (metric)
             return st_fail(err, ST_ERR_INVALID, "order_by '%.140s': bad metric name", q->order_by);
-        key = "m.value";
-    } else {
-        for (size_t i = 0; i < sizeof st_orders / sizeof st_orders[0]; i++)
-            if (strcmp(q->order_by, st_orders[i].name) == 0)
-                key = st_orders[i].key;
-        if (!key)
-            return st_fail(err, ST_ERR_INVALID, "order_by '%.140s': expected version, epoch, "
-                           "created_at or metrics.<name>", q->order_by);
+        return st_fail(err, ST_ERR_INVALID, "order_by '%.140s': expected version, epoch, "
+                       "created_at or metrics.<name>", q->order_by);
     }
-    dir = q->descending ? "DESC" : "ASC";
-
-#define SQL_ADD(...) (len += (size_t)snprintf(sql + len, sizeof sql - len, __VA_ARGS__))
-    /* By a metric: walk version_metrics_order (model, metric, value,
-     * version) and stop at the page's end. CROSS JOIN keeps that loop
-     * outermost; left to itself, with statistics from a large table, SQLite
-     * would scan the model's versions and sort them all. */
-    if (metric)
-        SQL_ADD("SELECT v.id FROM version_metrics m CROSS JOIN versions v ON v.id = m.version_id "
-                "WHERE m.model_id = :model AND m.metric = :metric AND v.model_id = :model ");
-    else
-        SQL_ADD("SELECT v.id FROM versions v WHERE v.model_id = :model ");
-    if (q->run)
-        SQL_ADD("AND v.run = :run ");
-    if (q->has_min_epoch)
-        SQL_ADD("AND v.epoch >= :mine ");
-    if (q->has_max_epoch)
-        SQL_ADD("AND v.epoch <= :maxe ");
-    if (q->tag && strcmp(q->tag, "latest") == 0)
-        SQL_ADD("AND v.number = (SELECT max(number) FROM versions WHERE model_id = :model) ");
-    else if (q->tag)
-        SQL_ADD("AND EXISTS (SELECT 1 FROM tags t WHERE t.model_id = v.model_id "
-                "AND t.version_id = v.id AND t.name = :tag) ");
-    SQL_ADD("ORDER BY %s %s, %s %s LIMIT :limit OFFSET :offset", key, dir,
-            metric ? "m.version_id" : "v.number", dir);
-#undef SQL_ADD
 
     rc = st_rbegin(st, &db, err);
     if (rc)
         return rc;
     rc = st_model_lookup(db, model, &model_id, err);
+    if (rc == ST_OK && metric && !q->tag && (q->has_min_epoch || q->has_max_epoch))
+        rc = st_list_narrow(db, model_id, q, offset + limit + 1, &narrow, err);
+    if (rc == ST_OK && st_version_list_sql(q, narrow, sql, sizeof sql))
+        rc = st_fail(err, ST_ERR_INVALID, "order_by '%.140s' is too long", q->order_by);
     if (rc == ST_OK)
         rc = st_prepare(db, &s, err, sql, NULL);
     if (rc)
@@ -652,7 +746,7 @@ st_code st_version_list(st_store *st, const char *model, const st_version_query 
     *out = o;
 out:
     json_decref(items);
-    sqlite3_finalize(s);
+    st_finish(s);
     st_rend(st, db);
     return rc;
 }
@@ -682,7 +776,7 @@ st_code st_version_delete(st_store *st, const char *model, int64_t number, int f
     tags = json_array();
     while ((src = st_step(s)) == SQLITE_ROW)
         json_array_append_new(tags, st_col_str(s, 0));
-    sqlite3_finalize(s);
+    st_finish(s);
     s = NULL;
     if (src != SQLITE_DONE) {
         rc = st_db_fail(err, db, src, "tags");

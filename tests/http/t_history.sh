@@ -249,4 +249,81 @@ wait "${pids[@]}"
 req GET "$H?run=par"
 expect_jq '.runs[0].epochs | length' 12 "parallel posts all stored"
 
+# ---- numbers: exact round trips, Python's repr digits (issue 7's number text) --
+# 3000 doubles written as Python writes them (json.dumps and CSVLogger use
+# repr: shortest, and the closest of the shortest): random bit patterns,
+# float32 values as Keras logs them, decimals, tiny and huge. Both answers
+# must give back the same digits (integral values without ".0") and, parsed,
+# the same doubles bit for bit. (Not -0.0: SQLite stores it as 0.)
+/usr/bin/python3 - "$TEST_DIR/nums" <<'PY'
+import json, random, struct, sys
+random.seed(7)
+vals = []
+while len(vals) < 3000:
+    k = len(vals) % 4
+    if k == 0:
+        v = struct.unpack('<d', struct.pack('<Q', random.getrandbits(64)))[0]
+    elif k == 1:
+        v = struct.unpack('<f', struct.pack('<I', random.getrandbits(32)))[0]
+    elif k == 2:
+        v = random.randrange(10**6) / 10**random.randrange(1, 9)
+    else:
+        v = random.choice([5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 1e16, 1e15,
+                           0.1, 1e-5, 123456789012345680.0, 3.0, 735.78619384765625])
+    if v == v and abs(v) != float('inf'):
+        vals.append(v)
+n = len(vals) // 2
+body = {"run": "nums", "history": {"a": vals[:n], "b": vals[n:2 * n]}, "initial_epoch": 0}
+open(sys.argv[1] + ".json", "w").write(json.dumps(body))
+json.dump(vals[:2 * n], open(sys.argv[1] + ".want", "w"))
+PY
+req POST "$H" -H 'Content-Type: application/json' --data-binary "@$TEST_DIR/nums.json"
+expect_status 201 "3000 doubles posted"
+curl -s -o "$TEST_DIR/nums.got.json" "$BASE$H?run=nums"
+curl -s -o "$TEST_DIR/nums.got.csv" "$BASE$H?run=nums&format=csv"
+check "JSON and CSV numbers: Python's digits, same doubles bit for bit" /usr/bin/python3 - "$TEST_DIR/nums" <<'PY'
+import json, struct, sys
+p = sys.argv[1]
+want = json.load(open(p + ".want"))
+n = len(want) // 2
+def text(v):
+    r = repr(v)
+    return r[:-2] if r.endswith('.0') and abs(v) < 1e16 else r
+raw = json.loads(open(p + ".got.json").read(), parse_float=str, parse_int=str)["runs"][0]["metrics"]
+rows = [l.split(',') for l in open(p + ".got.csv", newline='').read().split('\r\n')[1:-1]]
+got_json = raw["a"] + raw["b"]
+got_csv = [r[1] for r in rows] + [r[2] for r in rows]
+bad = 0
+for w, gj, gc in zip(want, got_json, got_csv):
+    for g in (gj, gc):
+        if g != text(w) or struct.pack('<d', float(g)) != struct.pack('<d', w):
+            bad += 1
+            if bad < 5:
+                print("value %r: got %r, want %r" % (w, g, text(w)), file=sys.stderr)
+sys.exit(1 if bad or len(got_json) != 2 * n or len(got_csv) != 2 * n else 0)
+PY
+
+# ---- run list: epochs counted on write (0004's triggers), checkpoints included -
+# A checkpoint at an epoch the run already has (its metrics replace rows) and
+# at a new one; the same checkpoint again (INSERT OR REPLACE of the only row).
+json $H '{"run":"cnt","history":{"loss":[0.5,0.4,0.3]},"initial_epoch":0}'
+upload cnt 1 '{"loss":0.35}'
+upload cnt 7 '{"val_loss":0.2}'
+upload cnt 7 '{"val_loss":0.25}'
+req GET /v1/models/m/runs
+expect_jq '.items[] | select(.run=="cnt") | "\(.epochs) \(.first_epoch) \(.last_epoch)"' "4 0 7" "epoch count after checkpoints"
+expect_jq '.items[] | select(.run=="cnt") | .best | "\(.loss.value)@\(.loss.epoch) \(.val_loss.value)@\(.val_loss.epoch)"' "0.3@2 0.25@7" "best after checkpoints"
+req GET "$H?run=cnt"
+expect_jq '.runs[0].epochs|tojson' '[0,1,2,7]' "history agrees"
+
+# ---- version search forms (issue 7: each reads an index, not a sort) --------
+req GET "/v1/models/m/versions?run=cnt&order_by=metrics.val_loss"
+expect_jq '[.items[].epoch] | join(",")' "7,7" "run= with order_by=metrics"
+req GET "/v1/models/m/versions?min_epoch=6&max_epoch=7&order_by=metrics.val_loss&order=desc"
+expect_jq '[.items[] | "\(.run)@\(.epoch):\(.metrics.val_loss)"] | join(",")' "r1@7:0.4,r1@6:0.3,cnt@7:0.25,cnt@7:0.2" "narrow epoch range with order_by=metrics"
+req GET "/v1/models/m/versions?tag=best&order_by=metrics.val_loss"
+expect_jq '[.items[].version] | join(",")' "$v4" "tag= with order_by=metrics"
+req GET "/v1/models/m/versions?order_by=epoch&order=desc&limit=2"
+expect_jq '[.items[].epoch] | join(",")' "8,7" "order_by=epoch desc"
+
 finish

@@ -17,8 +17,22 @@ done
 req PUT /v1/models/m/tags/prod -d '{"version":1}'
 expect_status 200 "create prod"
 expect_jq '.tag + "@" + (.version|tostring)' "prod@1" "prod answer"
+# Version answers are kept as text until a write (server/cache.c): read
+# them twice, then every kind of write must show in the next answer.
+for i in 1 2; do
+    req GET /v1/models/m/versions/prod
+    expect_jq '"\(.version) \(.tags | join(","))"' "1 prod" "by tag, read $i"
+    req GET /v1/models/m/versions/2
+    expect_jq '.tags | join(",")' "" "version 2 untagged, read $i"
+done
 req PUT /v1/models/m/tags/prod -d '{"version":2,"expected_version":1}'
 expect_status 200 "CAS move 1->2"
+req GET /v1/models/m/versions/prod
+expect_jq '.version' 2 "a moved tag shows at once"
+req GET /v1/models/m/versions/2
+expect_jq '.tags | join(",")' "prod" "the new holder lists the tag"
+req GET /v1/models/m/versions/1
+expect_jq '.tags | join(",")' "" "the old holder no longer does"
 req PUT /v1/models/m/tags/prod -d '{"version":3,"expected_version":1}'
 expect_error 409 conflict "stale CAS"
 expect_jq '.error.details.current_version' 2 "stale CAS names the current version"
@@ -63,6 +77,8 @@ req DELETE /v1/models/m/versions/1
 expect_error 409 conflict "delete a tagged version"
 req DELETE /v1/models/m/versions/1?force=true
 expect_status 200 "force delete a tagged version"
+req GET /v1/models/m/versions/1
+expect_error 404 not_found "a deleted version is gone at once"
 req GET /v1/models/m/tags/staging
 expect_error 404 not_found "its tag went with it"
 req DELETE /v1/models/m/versions/prod

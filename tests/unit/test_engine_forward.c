@@ -10,7 +10,10 @@
  *   file has no keras_version (Keras 1), refused as a shape problem when the
  *   file says Keras 2;
  * - channels_first Conv2D + Flatten(data_format='channels_first') flattens
- *   in (H,W,C) order, as Keras 2 does.
+ *   in (H,W,C) order, as Keras 2 does;
+ * - MaxPooling2D 2x2/2 and 3x3/2 on 16 channels (the AVX-512 path) and 3
+ *   channels (the scalar path): the max of each window, NaN anywhere in a
+ *   window gives NaN (TensorFlow's max propagates NaN), -inf stays -inf.
  */
 #include <math.h>
 #include <stdio.h>
@@ -207,11 +210,72 @@ static void test_cf_flatten(void)
     eng_error_release(&err);
 }
 
+/* Max pooling against the definition, computed here in the plainest way. */
+static void test_maxpool_case(int C, int k, int stride)
+{
+    enum { H = 7, W = 6 };
+    char j[512];
+    snprintf(j, sizeof j,
+             "{\"class_name\":\"Sequential\",\"keras_version\":\"2.4.0\",\"config\":[{\"class_name\":"
+             "\"MaxPooling2D\",\"config\":{\"name\":\"p\",\"pool_size\":[%d,%d],\"strides\":[%d,%d],"
+             "\"padding\":\"valid\",\"batch_input_shape\":[null,%d,%d,%d]}}]}", k, k, stride, stride, H, W, C);
+    const int Ho = (H - k) / stride + 1, Wo = (W - k) / stride + 1;
+    size_t nin = (size_t)H * W * C, nout = (size_t)Ho * Wo * C;
+    float *in = malloc(nin * sizeof *in), *out = malloc(nout * sizeof *out), *want = malloc(nout * sizeof *want);
+    unsigned seed = 12345u + (unsigned)C;
+    for (size_t i = 0; i < nin; i++) {
+        seed = seed * 1103515245u + 12345u;
+        in[i] = (float)((int)(seed >> 16) % 2001 - 1000) / 37.0f;
+    }
+    in[((size_t)1 * W + 1) * C + 0] = NAN;            /* in the first window */
+    in[((size_t)3 * W + 2) * C + (C - 1)] = NAN;      /* a middle window, last channel */
+    in[((size_t)5 * W + 4) * C + C / 2] = -INFINITY;
+    for (int oy = 0; oy < Ho; oy++)
+        for (int ox = 0; ox < Wo; ox++)
+            for (int c = 0; c < C; c++) {
+                float m = -INFINITY;
+                int nan = 0;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        float v = in[((size_t)(oy * stride + ky) * W + (ox * stride + kx)) * C + c];
+                        if (isnan(v)) nan = 1;
+                        else if (v > m) m = v;
+                    }
+                want[((size_t)oy * Wo + ox) * C + c] = nan ? NAN : m;
+            }
+    eng_error err = {0};
+    tmpw t;
+    tmpw_init(&t, ENG_FMT_KERAS2_WEIGHTS, "2.4.0");
+    CHECK(predict(j, &t, in, out, nout, &err) == ENG_OK, "maxpool C=%d: %s", C, err.msg);
+    int bad = 0, nans = 0;
+    for (size_t i = 0; i < nout; i++) {
+        if (isnan(want[i])) nans++;
+        if (isnan(want[i]) ? !isnan(out[i]) : out[i] != want[i]) bad++;
+    }
+    CHECK(nans >= 2, "the case has NaN windows (%d)", nans);
+    CHECK(bad == 0, "maxpool C=%d k=%d s=%d: %d of %zu outputs differ from the definition", C, k, stride, bad, nout);
+    tmpw_free(&t);
+    eng_error_release(&err);
+    free(in);
+    free(out);
+    free(want);
+}
+
+static void test_maxpool(void)
+{
+    const int cs[] = {16, 32, 3};
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        test_maxpool_case(cs[i], 2, 2);
+        test_maxpool_case(cs[i], 3, 2);
+    }
+}
+
 int main(void)
 {
     test_hard_sigmoid();
     test_relu_layer();
     test_th_conv();
     test_cf_flatten();
+    test_maxpool();
     return check_done();
 }
