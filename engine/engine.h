@@ -146,6 +146,13 @@ eng_code eng_tensor_read_f32(int fd, const eng_tensor *t, float *dst, size_t cou
  * [{"name","digest":"sha256:…","params","weights":[{"name","shape","dtype"}]}]
  * digest = sha256 over the layer's raw tensor bytes in order (NULL when it has none). */
 eng_code eng_summary_layers_json(int fd, const eng_summary *s, json_t **out, eng_error *err);
+/* The layer digests alone, "sha256:<64 hex>" into hex[i] for every layer i
+ * of s with tensors and want[i] (want NULL: all); "" for the others. Big
+ * files are hashed on several threads; the error of the lowest failing
+ * layer is reported. Used by the above and by eng_validate. */
+#define ENG_DIGEST_LEN (7 + 64 + 1)
+eng_code eng_summary_layer_digests(int fd, const eng_summary *s, const unsigned char *want,
+                                   char (*hex)[ENG_DIGEST_LEN], eng_error *err);
 
 /* ---- validation and compatibility --------------------------------------- */
 

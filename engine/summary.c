@@ -507,7 +507,8 @@ static char *short_name(const char *name, const char *layer)
 struct digest_job {
     int fd;
     const eng_summary *s;
-    char (*hex)[7 + 64 + 1];           /* per layer, "" when it has no tensors */
+    char (*hex)[ENG_DIGEST_LEN];       /* per layer, "" when it has no tensors or is not wanted */
+    const unsigned char *want;         /* NULL: every layer */
     atomic_size_t next;                /* next layer to take */
 };
 
@@ -568,7 +569,7 @@ static void *digest_worker_run(void *arg)
         size_t i = atomic_fetch_add(&job->next, 1);
         if (i >= job->s->nlayers) break;
         const eng_wlayer *l = &job->s->layers[i];
-        if (!l->ntensors) continue;
+        if (!l->ntensors || (job->want && !job->want[i])) continue;
         if (layer_digest(job->fd, l, md, buf, job->hex[i], &w->err)) {
             w->err_layer = i;
             atomic_store(&job->next, job->s->nlayers);   /* the others stop early */
@@ -581,13 +582,13 @@ out:
     return NULL;
 }
 
-/* Every layer's digest into hex[] (hex[i][0] == 0 for a layer without
- * tensors), hashed by up to DIGEST_THREADS threads (the calling one
- * included) when the layers are big enough to be worth it. The error of the
- * lowest failing layer wins, so the answer does not depend on scheduling. */
-static eng_code layer_digests(int fd, const eng_summary *s, char (*hex)[7 + 64 + 1], eng_error *err)
+/* Hashed by up to DIGEST_THREADS threads (the calling one included) when
+ * the layers are big enough to be worth it. The error of the lowest failing
+ * layer wins, so the answer does not depend on scheduling. */
+eng_code eng_summary_layer_digests(int fd, const eng_summary *s, const unsigned char *want,
+                                   char (*hex)[ENG_DIGEST_LEN], eng_error *err)
 {
-    struct digest_job job = {.fd = fd, .s = s, .hex = hex};
+    struct digest_job job = {.fd = fd, .s = s, .hex = hex, .want = want};
     struct digest_worker w[DIGEST_THREADS];
     pthread_t tid[DIGEST_THREADS];
     int started[DIGEST_THREADS] = {0};
@@ -597,6 +598,7 @@ static eng_code layer_digests(int fd, const eng_summary *s, char (*hex)[7 + 64 +
     atomic_init(&job.next, 0);
     for (size_t i = 0; i < s->nlayers; i++) {
         hex[i][0] = 0;
+        if (want && !want[i]) continue;
         for (size_t k = 0; k < s->layers[i].ntensors; k++) total += s->layers[i].tensors[k].nbytes;
         withdata += s->layers[i].ntensors > 0;
     }
@@ -630,13 +632,13 @@ eng_code eng_summary_layers_json(int fd, const eng_summary *s, json_t **out, eng
     eng_code rc = ENG_OK;
     json_t *arr = json_array();
     char *sn = NULL;
-    char (*hex)[7 + 64 + 1] = NULL;
+    char (*hex)[ENG_DIGEST_LEN] = NULL;
 
     if (!arr || (s->nlayers && !(hex = malloc(s->nlayers * sizeof *hex)))) {
         rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if ((rc = layer_digests(fd, s, hex, err))) goto out;
+    if ((rc = eng_summary_layer_digests(fd, s, NULL, hex, err))) goto out;
     for (size_t i = 0; i < s->nlayers; i++) {
         const eng_wlayer *l = &s->layers[i];
         json_t *lj = json_object(), *ws = json_array();

@@ -20,62 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <openssl/evp.h>
 
 #include "arch_int.h"
 
 #define PROBE_VALUES 16
-#define DIGEST_BUF   (1u << 20)
-
-static int pread_all(int fd, unsigned char *buf, size_t n, uint64_t off)
-{
-    while (n) {
-        ssize_t r = pread(fd, buf, n, (off_t)off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        buf += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
-}
-
-/* "sha256:<hex>" of a layer's raw tensor bytes into out[80]. */
-static eng_code layer_digest(int fd, const eng_wlayer *wl, unsigned char *buf, char *out, eng_error *err)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    eng_code rc = ENG_OK;
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
-        goto out;
-    }
-    for (size_t t = 0; t < wl->ntensors; t++) {
-        const eng_tensor *ts = &wl->tensors[t];
-        if (ts->offset == ENG_NO_OFFSET && ts->nbytes) {
-            rc = eng_arch_fail(err, ENG_ERR_FORMAT, NULL, "layer '%s': tensor '%s' is not contiguous",
-                               wl->name, ts->name ? ts->name : "?");
-            goto out;
-        }
-        for (uint64_t done = 0; done < ts->nbytes;) {
-            size_t n = ts->nbytes - done > DIGEST_BUF ? DIGEST_BUF : (size_t)(ts->nbytes - done);
-            if (pread_all(fd, buf, n, ts->offset + done) < 0) {
-                rc = eng_arch_fail(err, ENG_ERR_IO, NULL, "layer '%s': cannot read tensor '%s'",
-                                   wl->name, ts->name ? ts->name : "?");
-                goto out;
-            }
-            EVP_DigestUpdate(ctx, buf, n);
-            done += n;
-        }
-    }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_DigestFinal_ex(ctx, md, &mdlen);
-    char *p = out + sprintf(out, "sha256:");
-    for (unsigned i = 0; i < mdlen; i++) p += sprintf(p, "%02x", md[i]);
-out:
-    EVP_MD_CTX_free(ctx);
-    return rc;
-}
 
 /* ---- THE matching rule ------------------------------------------------------ */
 
@@ -163,17 +111,21 @@ static int fit_problems(const eng_fit *x, bool legacy, json_t *problems)
 static json_t *layers_json(const eng_arch *a, const eng_summary *s, int fd, eng_error *err)
 {
     json_t *arr = json_array();
-    unsigned char *buf = malloc(DIGEST_BUF);
-    if (!arr || !buf) goto nomem;
+    unsigned char *want = calloc(s->nlayers ? s->nlayers : 1, 1);
+    char (*hex)[ENG_DIGEST_LEN] = malloc((s->nlayers ? s->nlayers : 1) * sizeof *hex);
+    if (!arr || !want || !hex) goto nomem;
+    for (int i = 0; i < a->nlayers; i++) {          /* digests of the layers the model uses */
+        const eng_wlayer *wl = a->layers[i].nw ? eng_map_layer(&a->layers[i], s) : NULL;
+        if (wl) want[wl - s->layers] = 1;
+    }
+    if (eng_summary_layer_digests(fd, s, want, hex, err)) goto fail;
     for (int i = 0; i < a->nlayers; i++) {
         const eng_layer *L = &a->layers[i];
         const eng_wlayer *wl = L->nw ? eng_map_layer(L, s) : NULL;
         json_t *ws = json_array();
         json_int_t params = 0;
-        char digest[80] = "";
         if (!ws) goto nomem;
         if (wl) {
-            if (layer_digest(fd, wl, buf, digest, err)) { json_decref(ws); goto fail; }
             for (size_t t = 0; t < wl->ntensors; t++) {
                 const eng_tensor *ts = &wl->tensors[t];
                 json_t *shape = json_array();
@@ -188,16 +140,19 @@ static json_t *layers_json(const eng_arch *a, const eng_summary *s, int fd, eng_
                                                     "shape", shape, "dtype", eng_dtype_name(ts->dtype)));
             }
         }
+        const char *digest = wl && hex[wl - s->layers][0] ? hex[wl - s->layers] : NULL;
         json_t *o = json_pack("{s:s, s:s, s:s?, s:I, s:o}", "name", L->name, "class", L->cls,
-                              "digest", wl ? digest : NULL, "params", params, "weights", ws);
+                              "digest", digest, "params", params, "weights", ws);
         if (!o || json_array_append_new(arr, o)) goto nomem;
     }
-    free(buf);
+    free(want);
+    free(hex);
     return arr;
 nomem:
     eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
 fail:
-    free(buf);
+    free(want);
+    free(hex);
     json_decref(arr);
     return NULL;
 }

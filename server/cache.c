@@ -45,14 +45,6 @@ static cache_slot *slot_of(const char *key)
     return &slots[h % SRV_CACHE_SLOTS];
 }
 
-static void reply_text(srv_req *r, char *text, size_t len)
-{
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
-    r->bytes_out = len;
-    srv_reply_response(r, 200, resp);
-}
-
 int srv_cache_reply(srv_req *r, const char *key, uint64_t gen)
 {
     cache_slot *c = slot_of(key);
@@ -65,23 +57,18 @@ int srv_cache_reply(srv_req *r, const char *key, uint64_t gen)
     }
     pthread_rwlock_unlock(&c->lock);
     if (!copy) return 0;
-    reply_text(r, copy, len);
+    srv_reply_json_text(r, 200, copy, len);
     return 1;
 }
 
 void srv_cache_reply_json(srv_req *r, const char *key, uint64_t gen, json_t *json)
 {
-    char *text = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_decref(json);
-    size_t len = text ? strlen(text) : 0;
-    char *body = text ? realloc(text, len + 2) : NULL;
+    size_t len = 0;
+    char *body = srv_json_text(json, &len);
     if (!body) {
-        free(text);
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
         return;
     }
-    body[len++] = '\n';
-    body[len] = 0;
     if (len <= SRV_CACHE_MAX_BODY) {
         cache_slot *c = slot_of(key);
         char *k = strdup(key), *b = malloc(len);
@@ -102,7 +89,7 @@ void srv_cache_reply_json(srv_req *r, const char *key, uint64_t gen, json_t *jso
         free(k);
         free(b);
     }
-    reply_text(r, body, len);
+    srv_reply_json_text(r, 200, body, len);
 }
 
 void srv_cache_free(void)

@@ -159,19 +159,35 @@ void srv_reply_response(srv_req *r, unsigned status, struct MHD_Response *resp)
     r->answered = 1;
 }
 
-void srv_reply_json(srv_req *r, unsigned status, json_t *json)
+char *srv_json_text(json_t *json, size_t *len)
 {
     char *text = json ? json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(json);
-    if (!text) text = strdup("{}");
-    size_t len = strlen(text);
-    text = realloc(text, len + 2);
-    text[len++] = '\n';
-    text[len] = 0;
+    size_t n = text ? strlen(text) : 0;
+    char *t = text ? realloc(text, n + 2) : NULL;
+    if (!t) {
+        free(text);
+        return NULL;
+    }
+    t[n++] = '\n';
+    t[n] = 0;
+    *len = n;
+    return t;
+}
+
+void srv_reply_json_text(srv_req *r, unsigned status, char *text, size_t len)
+{
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
     r->bytes_out = len;
     srv_reply_response(r, status, resp);
+}
+
+void srv_reply_json(srv_req *r, unsigned status, json_t *json)
+{
+    size_t len = 3;
+    char *text = srv_json_text(json, &len);
+    srv_reply_json_text(r, status, text ? text : strdup("{}\n"), len);
 }
 
 void srv_reply_error(srv_req *r, srv_err e, json_t *details, const char *fmt, ...)

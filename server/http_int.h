@@ -109,6 +109,10 @@ const char *srv_header(const srv_req *r, const char *key);
 
 /* Answers. json is STOLEN. */
 void srv_reply_json(srv_req *r, unsigned status, json_t *json);
+/* The answer's text of json (STOLEN) with its final newline: NEW, *len set;
+ * NULL when out of memory. srv_reply_json_text answers it (text STOLEN). */
+char *srv_json_text(json_t *json, size_t *len);
+void srv_reply_json_text(srv_req *r, unsigned status, char *text, size_t len);
 /* Answer cache (cache.c) for GETs whose 200 body depends only on the
  * database: gen is st_generation() read before the read transaction.
  * srv_cache_reply answers 200 and returns 1 when key's text is current;

@@ -106,6 +106,18 @@ if have_fixtures; then
     expect_jq '.digest' "sha256:$(sha256sum "$mnist" | cut -d' ' -f1)" "mnist: blob digest"
     check "mnist: layer digests and params equal hashlib over h5py's tensors" \
         test "$(got_layers)" = "$(expected "$mnist" | jq -cS .)"
+    # the same digests when the upload is validated against its architecture
+    # (eng_validate asks for the digests of the layers the model uses only)
+    req POST "/v1/architectures?name=mnist" --data-binary @"$KERAS/k2_2.1.2_mnist_cnn.model.json"
+    arch=$(printf '%s' "$BODY" | jq -r .id)
+    req POST /v1/models -d "{\"name\":\"da\",\"architecture\":\"$arch\"}"
+    expect_status 201 "model with the mnist architecture"
+    req POST /v1/models/da/versions -H 'Content-Type: application/x-hdf5' -T "$mnist"
+    expect_status 201 "mnist fixture against its architecture"
+    expect_jq '.validation.status' "passed" "validated"
+    check "with an architecture: digests of the layers with weights equal hashlib's" \
+        test "$(printf '%s' "$BODY" | jq -cS '[.layers[] | select(.digest != null) | {name, digest, params}]')" = \
+             "$(expected "$mnist" | jq -cS '[.[] | select(.digest != null)]')"
 fi
 
 # ---- the parser started with the body never outlives its upload ----------------
