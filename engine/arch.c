@@ -664,6 +664,14 @@ static int make_id(eng_arch *a)
     return 0;
 }
 
+/* Is mod a module Keras 3 writes for its layers ("keras.layers", or an
+ * internal path under keras.src.layers)? */
+static bool layer_module_known(const char *mod)
+{
+    return strcmp(mod, "keras.layers") == 0 || strcmp(mod, "keras.src.layers") == 0 ||
+           strncmp(mod, "keras.src.layers.", 17) == 0;
+}
+
 /* Parse one entry of the layers list into a->layers[i]. */
 static int parse_layer(eng_arch *a, int i, const json_t *e, const char *cfgpath,
                        const eng_parse_ctx *pc, eng_error *err)
@@ -688,6 +696,18 @@ static int parse_layer(eng_arch *a, int i, const json_t *e, const char *cfgpath,
     const char *kwhy;
     const struct eng_layer_kind *k = eng_kind_find(cls, &kwhy);
     if (!k) return layer_fail(err, NULL, name, cls, path, kwhy);
+    /* Keras 3 writes tensor arithmetic (x + 3.0) as an operation node whose
+     * class_name names the op ("Add") and whose module is keras.src.ops.*:
+     * it is not the layer of that name, so it must not run as one. */
+    const char *mod = eng_json_str(e, "module");
+    if (mod && !layer_module_known(mod)) {
+        char mwhy[ENG_WHY];
+        snprintf(mwhy, sizeof mwhy,
+                 "module '%.60s' is not a layer module (a Keras operation node such as "
+                 "'x + 3.0'); operation nodes are not supported",
+                 mod);
+        return layer_fail(err, NULL, name, cls, path, mwhy);
+    }
     L->name = strdup(name);
     L->cls = strdup(cls);
     if (!L->name || !L->cls) return eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");

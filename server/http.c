@@ -723,6 +723,7 @@ int srv_serve(const srv_config *cfg)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conns_per_ip,
+        MHD_OPTION_UNESCAPE_CALLBACK, srv_unescape, NULL,
         MHD_OPTION_END);
     if (!srv->daemon) {
         fprintf(stderr, "strata: cannot listen on %s: %s\n", cfg->listen, strerror(errno));

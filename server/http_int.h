@@ -164,6 +164,10 @@ extern const size_t srv_nroutes;
  * is set when the path matched some route with another method. */
 const srv_route *srv_route_match(srv_req *r, const char *method, const char *path, int *method_mismatch);
 
+/* Percent-decodes a path or query value in place (MHD_OPTION_UNESCAPE_CALLBACK):
+ * never yields NUL or invalid UTF-8 (server/unescape.c). Returns the new length. */
+size_t srv_unescape(void *cls, struct MHD_Connection *conn, char *s);
+
 /* ---- route handlers (one file per resource) ------------------------------- */
 void srv_h_healthz(srv_req *r);
 void srv_h_metrics(srv_req *r);
