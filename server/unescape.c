@@ -15,7 +15,6 @@
  * refused by the name checks with 400 and a message that quotes it readably.
  * The result is never longer than the input, as libmicrohttpd requires.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "http_int.h"
@@ -55,54 +54,48 @@ static size_t utf8_len(const unsigned char *b, size_t n)
     return len;
 }
 
+/* One unit of the input at s[i]: a %XX escape (3 characters) or a raw byte
+ * (1). Sets *byte to what it stands for; returns its width in characters. */
+static size_t unit_at(const char *s, size_t i, size_t n, unsigned char *byte)
+{
+    int h, l;
+    if (s[i] == '%' && i + 2 < n && (h = hexval(s[i + 1])) >= 0 && (l = hexval(s[i + 2])) >= 0) {
+        *byte = (unsigned char)(h << 4 | l);
+        return 3;
+    }
+    *byte = (unsigned char)s[i];
+    return 1;
+}
+
+/* In place, without allocating: every write lands at or before the unit
+ * being read (the output is never longer than what it came from), and the
+ * up-to-4 units of a UTF-8 sequence are read before any of them is written. */
 size_t srv_unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
     (void)cls;
     (void)conn;
-    size_t n = strlen(s), nd = 0, out = 0;
-    /* dec[k]: the k-th decoded byte; src[k]: where its text starts in s;
-     * esc[k]: whether it was written as an escape. */
-    unsigned char *dec = malloc(n + 1);
-    size_t *src = malloc((n + 1) * sizeof *src);
-    char *orig = strdup(s);
-    if (!dec || !src || !orig) goto out;           /* leave s undecoded */
-
-    for (size_t i = 0; i < n;) {
-        int h, l;
-        src[nd] = i;
-        if (s[i] == '%' && i + 2 < n && (h = hexval(s[i + 1])) >= 0 &&
-            (l = hexval(s[i + 2])) >= 0) {
-            dec[nd++] = (unsigned char)(h << 4 | l);
-            i += 3;
-        } else {
-            dec[nd++] = (unsigned char)s[i++];
+    size_t n = strlen(s), i = 0, out = 0;
+    while (i < n) {
+        unsigned char b[4];
+        size_t w[4], k = 0, at = i;
+        while (k < 4 && at < n) {
+            w[k] = unit_at(s, at, n, &b[k]);
+            at += w[k++];
         }
-    }
-    src[nd] = n;
-
-    for (size_t k = 0; k < nd;) {
-        size_t len = dec[k] ? utf8_len(dec + k, nd - k) : 0;
+        size_t len = b[0] ? utf8_len(b, k) : 0;
         if (len) {
-            memcpy(s + out, dec + k, len);
+            for (size_t j = 0; j < len; j++) i += w[j];
+            memcpy(s + out, b, len);
             out += len;
-            k += len;
-            continue;
-        }
-        /* Not decodable: an escape stays as written, a raw byte becomes '?'. */
-        size_t w = src[k + 1] - src[k];
-        if (w == 3) {
-            memcpy(s + out, orig + src[k], 3);
+        } else if (w[0] == 3) {                  /* an escape stays as written */
+            memmove(s + out, s + i, 3);
             out += 3;
-        } else {
+            i += 3;
+        } else {                                 /* a raw non-UTF-8 byte */
             s[out++] = '?';
+            i++;
         }
-        k++;
     }
     s[out] = 0;
-    n = out;
-out:
-    free(dec);
-    free(src);
-    free(orig);
-    return n;
+    return out;
 }
