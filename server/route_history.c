@@ -181,6 +181,40 @@ static int parse_one_epoch(srv_req *r, json_t *body, struct hist_in *in)
     return 0;
 }
 
+/* {"epoch": 3, "loss": 0.2, "accuracy": 0.9} — what Keras' own
+ * RemoteMonitor(send_as_json=True) posts: the epoch beside the logs, the run
+ * from ?run= (or a "run" string). Every other key is a metric. */
+static int parse_flat_epoch(srv_req *r, json_t *body, struct hist_in *in)
+{
+    json_t *je = json_object_get(body, "epoch"), *v;
+    const char *k;
+    size_t j = 0;
+
+    if (!json_is_integer(je) || json_integer_value(je) < 0)
+        return bad(r, json_pack("{s:s}", "field", "epoch"),
+                   "'epoch' must be an integer >= 0 (Keras counts epochs from 0)");
+    if (json_object_size(body) > ST_HISTORY_MAX_METRICS + 2)
+        return bad(r, json_pack("{s:i}", "limit", ST_HISTORY_MAX_METRICS),
+                   "too many metrics in one epoch");
+    json_object_foreach(body, k, v)
+        if (strcmp(k, "epoch") && strcmp(k, "run") && metric_index(r, in, k, 0) < 0)
+            return -1;
+    if (in->nmetrics == 0)
+        return bad(r, NULL, "no metrics beside 'epoch': expected {\"epoch\": 3, \"loss\": 0.2, …} "
+                   "as Keras RemoteMonitor(send_as_json=True) sends it");
+    if (hist_alloc(r, in, 1))
+        return -1;
+    in->epochs[0] = json_integer_value(je);
+    json_object_foreach(body, k, v) {
+        if (!strcmp(k, "epoch") || !strcmp(k, "run"))
+            continue;
+        if (json_value(v, &in->values[j++]))
+            return bad(r, json_pack("{s:s}", "metric", k),
+                       "metric '%.140s' must be a finite number (or null for none)", k);
+    }
+    return 0;
+}
+
 /* {"run", "history": {"loss": [...], ...}, "initial_epoch": 0 | "epochs": [...]} */
 static int parse_history_dict(srv_req *r, json_t *body, struct hist_in *in)
 {
@@ -277,10 +311,13 @@ static int parse_json(srv_req *r, struct hist_in *in, json_t **doc)
     in->run = jr ? json_string_value(jr) : srv_query(r, "run");
     if (json_object_get(body, "history"))
         return parse_history_dict(r, body, in);
-    if (json_object_get(body, "epoch"))
+    if (json_object_get(body, "epoch") && json_object_get(body, "metrics"))
         return parse_one_epoch(r, body, in);
-    return bad(r, NULL, "expected one epoch {\"run\", \"epoch\", \"metrics\"} or a Keras History "
-               "dict {\"run\", \"history\", \"initial_epoch\"}");
+    if (json_object_get(body, "epoch"))
+        return parse_flat_epoch(r, body, in);
+    return bad(r, NULL, "expected one epoch {\"run\", \"epoch\", \"metrics\"}, a Keras History "
+               "dict {\"run\", \"history\", \"initial_epoch\"}, or RemoteMonitor's "
+               "{\"epoch\", <logs>} with ?run=");
 }
 
 /* ---- CSV (Keras CSVLogger) --------------------------------------------------- */

@@ -52,6 +52,16 @@ expect_jq '.runs[0].metrics.loss|tojson' '[0.8,0.7,0.65,0.55,0.5]' "loss column"
 expect_jq '.runs[0].metrics.accuracy|tojson' '[0.6,0.7,null,null,null]' "null where an epoch lacks a metric (epoch 2 replaced whole, epoch 0 by the dict)"
 expect_jq '.runs[0].metrics.val_loss|tojson' '[1,0.9,null,0.8,0.75]' "val_loss aligned"
 
+# ---- 1b'. what Keras' own RemoteMonitor(send_as_json=True) posts: {"epoch", <logs>}, run from ?run=
+req POST /v1/models -d '{"name":"rmon"}'
+json "/v1/models/rmon/history?run=rm" '{"epoch":0,"loss":0.5,"accuracy":0.75,"val_loss":null}'
+expect_status 201 "RemoteMonitor body, run from the query"
+expect_jq '"\(.run) \(.epochs_added) \(.epochs_updated)"' "rm 1 0" "RemoteMonitor: counts"
+json "/v1/models/rmon/history?run=rm" '{"epoch":1,"loss":0.25,"accuracy":0.875}'
+req GET "/v1/models/rmon/history?run=rm"
+expect_jq '.runs[0].metrics.loss|tojson' '[0.5,0.25]' "RemoteMonitor: loss per epoch"
+expect_jq '.runs[0].metrics|keys|join(",")' "accuracy,loss" "RemoteMonitor: null is no value, not a metric"
+
 # ---- 1c. a CSVLogger file ----------------------------------------------------
 csvfile=$'epoch,accuracy,loss,val_accuracy,val_loss\r\n0,0.5,0.9300000071525574,0.52,0.88\r\n1,0.61,0.71,0.6,0.7\r\n2,0.7,0.5,NA,0.66\r\n'
 csv "$H?run=c1" "$csvfile"
@@ -187,6 +197,13 @@ bad_json '{"run":"r 1","epoch":1,"metrics":{"loss":1}}' "bad run name"
 bad_json '{"epoch":1,"metrics":{"loss":1}}' "missing run"
 bad_json '{"run":7,"epoch":1,"metrics":{"loss":1}}' "run not a string"
 bad_json '{"run":"r1","epoch":1,"metrics":{"loss":1e999}}' "a number out of range"
+bad_json '{"epoch":1,"loss":1}' "RemoteMonitor body without ?run="
+bad_json '{"run":"r1","epoch":1}' "RemoteMonitor body without metrics"
+bad_json '{"run":"r1","epoch":1,"loss":"0.1"}' "RemoteMonitor: a metric as a string"
+expect_jq '.error.details.metric' "loss" "RemoteMonitor: bad metric named"
+bad_json '{"run":"r1","epoch":1,"loss":{"a":1}}' "RemoteMonitor: a metric as an object"
+bad_json '{"run":"r1","epoch":-2,"loss":1}' "RemoteMonitor: negative epoch"
+bad_json '{"run":"r1","epoch":1,"bad name":1}' "RemoteMonitor: bad metric name"
 bad_json '{"run":"r1"}' "neither form"
 bad_json '[1,2]' "body not an object"
 bad_json '{"run":"r1",' "invalid JSON"
