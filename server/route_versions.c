@@ -645,9 +645,14 @@ void srv_h_version_weights(srv_req *r)
 
     if (model_param(r, &model) || ref_param(r, &ref)) return;
     if (st_version_get(r->srv->st, model, ref, &v, &err)) { srv_reply_storage_error(r, &err); return; }
+    /* ?format= naming the layout the upload already has is no conversion: the
+     * exact bytes (a Keras 3 file keeps its optimizer state for a resume). */
+    const char *fmt = srv_query(r, "format"), *have = json_string_value(json_object_get(v, "format"));
+    int same_layout = fmt && have && strncmp(have, fmt, strlen(fmt)) == 0 && have[strlen(fmt)] == '-' &&
+                      strcmp(have, "keras3-archive") != 0;
     static const char *const selections[] = {"layers", "exclude", "for", "format"};
     for (size_t i = 0; i < sizeof selections / sizeof selections[0]; i++) {
-        if (srv_query(r, selections[i])) {
+        if (srv_query(r, selections[i]) && !(i == 3 && same_layout)) {
             srv_weights_derived(r, v);      /* a partial set or another layout */
             goto out;
         }

@@ -151,6 +151,11 @@ A3=$(printf '%s' "$BODY" | jq -r .id)
 req POST /v1/models -d "{\"name\":\"k3\",\"architecture\":\"$A3\"}"
 req POST "/v1/models/k3/versions" -H 'Content-Type: application/x-hdf5' --data-binary @"$K3W"
 expect_status 201 "upload keras3 weights"
+# ?format= naming the upload's own layout converts nothing: the exact bytes,
+# the optimizer state Keras 3 saved with the weights included
+get_file "/v1/models/k3/versions/1/weights?format=keras3" "$TEST_DIR/k3same.weights.h5"
+check "keras3 file asked as keras3: the uploaded bytes" cmp -s "$TEST_DIR/k3same.weights.h5" "$K3W"
+check "keras3 file asked as keras3: the upload's ETag" [ "$(header ETag)" = "\"$(jq -r .digest <<<"$(curl -s "$BASE/v1/models/k3/versions/1")")\"" ]
 get_file "/v1/models/k3/versions/1/weights?layers=conv2d,dense" "$TEST_DIR/k3p.weights.h5"
 check "keras3 partial: layers/<name>/vars equal" $CHECK keras3 "$TEST_DIR/k3p.weights.h5" "$K3W" conv2d,dense
 expect_header Content-Disposition 'attachment; filename="k3-v1-partial.weights.h5"' "keras3 disposition"
