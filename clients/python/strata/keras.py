@@ -103,7 +103,7 @@ class _Spool:
         self.arch = {}                   # model name -> to_json text, to create it on a 404
         self.monitor = {}                # model name -> (metric, mode)
         self.problems = []               # every warning, for callers and tests
-        self.sent = []                   # every answer of a sent entry (version / history dicts)
+        self.sent = []                   # (meta["by"], answer) of every entry sent
         self._cv = threading.Condition()
         self._queue = []                 # seq strings, oldest first
         self._inflight = None
@@ -134,22 +134,22 @@ class _Spool:
             self._cv.notify_all()
         self._start()
 
-    def add_history(self, model, run, epoch, metrics):
+    def add_history(self, by, model, run, epoch, metrics):
         seq = self._next_seq()
-        self._commit(seq, {"kind": "history", "model": model, "run": run, "epoch": epoch,
-                           "metrics": metrics})
+        self._commit(seq, {"kind": "history", "by": by, "model": model, "run": run,
+                           "epoch": epoch, "metrics": metrics})
 
-    def add_checkpoint(self, keras_model, model, run, epoch, metrics, tags, weights_only):
+    def add_checkpoint(self, by, keras_model, model, run, epoch, metrics, tags, weights_only):
         seq = self._next_seq()
         tmp = tempfile.mkdtemp(prefix=seq + ".part.", dir=self.dir)
         try:
             src = save_model_file(keras_model, tmp, weights_only, stem="w")
-            suffix = os.path.basename(src)[1:]          # weights.h5 | h5 | keras
-            dst = os.path.join(self.dir, f"{seq}.{suffix}")
+            suffix = os.path.basename(src)[1:]          # .weights.h5 | .h5 | .keras
+            dst = os.path.join(self.dir, seq + suffix)
             os.replace(src, dst)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        self._commit(seq, {"kind": "upload", "model": model, "run": run, "epoch": epoch,
+        self._commit(seq, {"kind": "upload", "by": by, "model": model, "run": run, "epoch": epoch,
                            "metrics": metrics, "tags": list(tags), "file": os.path.basename(dst)})
         self._bound(seq)
 
@@ -253,7 +253,7 @@ class _Spool:
             self._problem(f"strata: the server refused {self._what(meta)}: {e}{detail}")
             self._remove(seq, meta)
             return True
-        self.sent.append(answer)
+        self.sent.append((meta.get("by"), answer))
         if self.verbose and meta["kind"] == "upload":
             print(f"strata: {meta['model']} v{answer.get('version')} uploaded "
                   f"(run {meta['run']}, epoch {meta['epoch']})", flush=True)
@@ -267,7 +267,7 @@ class _Spool:
             answer = self._send_meta(meta)
         except StrataError:
             return False
-        self.sent.append(answer)
+        self.sent.append((meta.get("by"), answer))
         self._remove(seq, meta)
         return True
 
@@ -404,6 +404,7 @@ class StrataCheckpoint:
         self._spool = _Spool.get(reg, self.spool_dir, max_spool_bytes, verbose)
         self._batches = 0
         self._epoch = 0
+        self._id = secrets.token_hex(6)      # marks this callback's entries in a shared spool
 
     # results for callers and tests
     @property
@@ -413,8 +414,9 @@ class StrataCheckpoint:
 
     @property
     def uploaded(self):
-        """The version dicts of every checkpoint sent so far."""
-        return [a for a in self._spool.sent if isinstance(a, dict) and "version" in a]
+        """The version dicts of this callback's checkpoints sent so far."""
+        return [a for by, a in self._spool.sent
+                if by == self._id and isinstance(a, dict) and "version" in a]
 
     def pending(self):
         """Entries (checkpoints and history posts) not sent yet."""
@@ -485,7 +487,7 @@ class StrataCheckpoint:
     def on_epoch_end(self, epoch, logs=None):
         metrics = _finite_metrics(logs)
         if self.log_history and metrics:
-            self._spool.add_history(self.name, self.run, epoch, metrics)
+            self._spool.add_history(self._id, self.name, self.run, epoch, metrics)
         if self.save_freq == "epoch" and (epoch + 1) % self.period == 0:
             self._maybe_save(epoch, logs)
 
@@ -512,7 +514,7 @@ class StrataCheckpoint:
         elif self.verbose:
             print(f"\nEpoch {epoch + 1}: saving to strata {self.name}", flush=True)
         try:
-            self._spool.add_checkpoint(self.model, self.name, self.run, epoch, metrics,
+            self._spool.add_checkpoint(self._id, self.model, self.name, self.run, epoch, metrics,
                                        self.tags, self.save_weights_only)
         except OSError as e:
             _warn(f"strata: cannot write the checkpoint of epoch {epoch} to {self.spool_dir}: {e}")
@@ -567,7 +569,35 @@ def load_weights(model, reg, name, ref="best", transfer=False, layers=None, excl
 
 
 def _load_keras3(model, path, partial):
-    model.load_weights(path)
+    """Keras 3's load_weights wants every layer in the file; a partial set
+    needs skip_mismatch=True, which also hides a layer that did not load. So
+    each layer the file holds is checked against the model afterwards."""
+    if not partial:
+        model.load_weights(path)
+        return
+    with warnings.catch_warnings():
+        # "A total of N objects could not be loaded": the layers left out
+        warnings.filterwarnings("ignore", message=r"(?s).*could not be loaded")
+        warnings.filterwarnings("ignore", message=r"(?s).*Skipping variable loading")
+        model.load_weights(path, skip_mismatch=True)
+    import h5py
+    import numpy
+    with h5py.File(path, "r") as f:
+        group = f.get("layers")
+        for lname in (group.keys() if group is not None else ()):
+            vars_ = group[lname].get("vars")
+            if vars_ is None or len(vars_) == 0:
+                continue
+            try:
+                layer = model.get_layer(lname)
+            except ValueError:
+                raise ValueError(f"strata: the served file has layer '{lname}', which the model "
+                                 "lacks") from None
+            want = [numpy.asarray(vars_[str(i)]) for i in range(len(vars_))]
+            got = layer.get_weights()
+            if len(got) != len(want) or not all(numpy.array_equal(a, b) for a, b in zip(got, want)):
+                raise ValueError(f"strata: Keras did not load layer '{lname}' from the served file "
+                                 "(shapes or variable count differ)")
 
 
 def resume(model, reg, name, run):
