@@ -104,7 +104,7 @@ struct eng_arch {
     int64_t params, trainable_params;
 };
 
-/* arch.c helpers shared with layer_*.c */
+/* layer_util.c: helpers shared by arch.c and layer_*.c */
 int eng_act_parse(const char *name, int keras_major);
 const char *eng_act_name(int act);
 int64_t eng_shape_count(const eng_shape *s);
