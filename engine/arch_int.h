@@ -32,7 +32,6 @@ enum eng_act {
     ENG_ACT_SOFTSIGN, ENG_ACT_SWISH, ENG_ACT_GELU, ENG_ACT_EXPONENTIAL, ENG_ACT_MISH
 };
 
-#define ENG_MAX_WEIGHTS 4     /* SeparableConv2D/BatchNormalization: at most 4 */
 #define ENG_MAX_INPUTS  64    /* merge layers: inputs of one Add/Concatenate */
 
 typedef struct eng_wspec {

@@ -36,6 +36,10 @@ size_t eng_h5_dtype_size(eng_dtype dt);
 /* Elements of a tensor (product of its shape); bounds checked by the reader. */
 uint64_t eng_h5_elements(const eng_tensor *t);
 
+/* "sha256:" and the 64 lowercase hex digits of a SHA-256 md, NUL-terminated:
+ * THE engine's digest text (layer digests, derived-file ETags). */
+void eng_h5_digest_text(const unsigned char md[32], char out[ENG_DIGEST_LEN]);
+
 /* pread exactly n bytes at off (loops on short reads and EINTR). 0 on
  * success, -1 on error, 1 on end of file before n bytes. */
 int eng_h5_pread_full(int fd, void *buf, size_t n, uint64_t off);

@@ -1,11 +1,12 @@
 /* engine/h5_util.c — the small helpers every file of the weight-file reader
  * and writer shares (h5_read.c, summary.c, zip.c, transfer.c, write.c),
  * declared in h5_int.h: the first-error-wins error setter, dtype sizes,
- * element counts and a full pread. Owns nothing else and calls no other
+ * element counts, the digest text and a full pread. Owns nothing else and calls no other
  * engine file, so the files above it never call each other for these.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "h5_int.h"
@@ -60,4 +61,15 @@ int eng_h5_pread_full(int fd, void *buf, size_t n, uint64_t off)
         off += (uint64_t)r;
     }
     return 0;
+}
+
+void eng_h5_digest_text(const unsigned char md[32], char out[ENG_DIGEST_LEN])
+{
+    static const char digits[] = "0123456789abcdef";
+    memcpy(out, "sha256:", 7);
+    for (int i = 0; i < 32; i++) {
+        out[7 + 2 * i] = digits[md[i] >> 4];
+        out[7 + 2 * i + 1] = digits[md[i] & 15];
+    }
+    out[7 + 64] = 0;
 }

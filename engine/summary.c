@@ -489,7 +489,6 @@ struct digest_worker {
 static eng_code layer_digest(int fd, const eng_wlayer *l, EVP_MD_CTX *md, unsigned char *buf,
                              char *hex, eng_error *err)
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char dg[EVP_MAX_MD_SIZE];
     unsigned dl = 0;
     if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
@@ -511,12 +510,7 @@ static eng_code layer_digest(int fd, const eng_wlayer *l, EVP_MD_CTX *md, unsign
     }
     if (EVP_DigestFinal_ex(md, dg, &dl) != 1 || dl != 32)
         return eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 failed");
-    memcpy(hex, "sha256:", 7);
-    for (unsigned b = 0; b < dl; b++) {
-        hex[7 + 2 * b] = digits[dg[b] >> 4];
-        hex[7 + 2 * b + 1] = digits[dg[b] & 15];
-    }
-    hex[7 + 2 * dl] = 0;
+    eng_h5_digest_text(dg, hex);
     return ENG_OK;
 }
 

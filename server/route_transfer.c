@@ -523,7 +523,7 @@ void srv_h_version_layers(srv_req *r)
         const eng_vlayer *x = &c.view->layers[i];
         const eng_wlayer *wl = x->file;
         size_t nt = wl ? wl->ntensors : 0;
-        char digest[80] = "";
+        char digest[ENG_DIGEST_LEN] = "";
         json_t *sl = NULL, *ws = json_array();
         for (size_t k = 0; k < json_array_size(stored); k++) {
             const char *sn = json_string_value(json_object_get(json_array_get(stored, k), "name"));
