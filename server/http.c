@@ -100,51 +100,6 @@ uint64_t srv_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-const char *srv_param(const srv_req *r, const char *name)
-{
-    for (int i = 0; i < r->nparams; i++)
-        if (strcmp(r->param_names[i], name) == 0) return r->params[i];
-    return NULL;
-}
-
-const char *srv_query(const srv_req *r, const char *key)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-const char *srv_header(const srv_req *r, const char *key)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
-}
-
-int srv_query_int(srv_req *r, const char *key, int64_t lo, int64_t hi, int64_t *out, int *present)
-{
-    const char *v = srv_query(r, key);
-    if (present) *present = 0;
-    if (!v) return 0;
-    char *end = NULL;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || errno || n < lo || n > hi) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s,s:s}", "parameter", key, "value", v),
-                        "query parameter '%s' must be an integer from %lld to %lld, got '%s'",
-                        key, (long long)lo, (long long)hi, v);
-        return -1;
-    }
-    *out = n;
-    if (present) *present = 1;
-    return 0;
-}
-
-int srv_query_page(srv_req *r, int *limit, const char **after)
-{
-    int64_t l = 100;
-    if (srv_query_int(r, "limit", 1, 1000, &l, NULL)) return -1;
-    *limit = (int)l;
-    *after = srv_query(r, "after");
-    return 0;
-}
-
 /* ---- answers ------------------------------------------------------------------ */
 
 void srv_reply_response(srv_req *r, unsigned status, struct MHD_Response *resp)
@@ -257,26 +212,6 @@ static int json_text_depth(const char *p, size_t len)
         }
     }
     return max;
-}
-
-static const struct {
-    const char *label, *key;
-    int (*valid)(const char *);
-    const char *extra;
-} name_kinds[] = {
-    [SRV_NAME_MODEL] = {"model name", "model", st_name_valid, ""},
-    [SRV_NAME_RUN]   = {"run name", "run", st_name_valid, ""},
-    [SRV_NAME_TAG]   = {"tag", "tag", st_tag_name_valid, " and not be all digits"},
-    [SRV_NAME_ARCH]  = {"architecture name", "name", st_name_valid, ""},
-};
-
-int srv_check_name(srv_req *r, enum srv_name_kind kind, const char *value)
-{
-    if (value && name_kinds[kind].valid(value)) return 0;
-    srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s?}", name_kinds[kind].key, value),
-                    "%s '%.140s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}%s", name_kinds[kind].label,
-                    value ? value : "", name_kinds[kind].extra);
-    return -1;
 }
 
 /* One "bytes=A-B" / "bytes=A-" / "bytes=-N" range against size: 0 none or

@@ -100,12 +100,43 @@ typedef struct srv_req {
     uint64_t started_ns;
 } srv_req;
 
+/* ---- request inputs (params.c): one check per kind ------------------------ */
 /* Path capture by name, borrowed; NULL when absent. */
 const char *srv_param(const srv_req *r, const char *name);
 /* Query argument, borrowed; NULL when absent. */
 const char *srv_query(const srv_req *r, const char *key);
 /* Header value, borrowed; NULL when absent. */
 const char *srv_header(const srv_req *r, const char *key);
+/* A flag such as ?force: 1 for "true" or "1", else 0. */
+int srv_query_flag(const srv_req *r, const char *key);
+/* Integer query arg. Returns 0 and sets *out (and *present); on a malformed
+ * value answers 400 and returns -1. */
+int srv_query_int(srv_req *r, const char *key, int64_t lo, int64_t hi, int64_t *out, int *present);
+/* limit/after as the contract says (default 100, max 1000). -1 after a 400. */
+int srv_query_page(srv_req *r, int *limit, const char **after);
+
+/* Names (models, runs, tags, architectures) and refs: the contract's
+ * pattern, one table of kinds. Returns 0, or answers 400 naming the kind
+ * and returns -1. value may be NULL (then it is bad). */
+enum srv_name_kind { SRV_NAME_MODEL, SRV_NAME_RUN, SRV_NAME_TAG, SRV_NAME_ARCH, SRV_NAME_REF };
+int srv_check_name(srv_req *r, enum srv_name_kind kind, const char *value);
+/* The {model} capture, checked; *model borrowed. 0, or -1 after a 400. */
+int srv_model_param(srv_req *r, const char **model);
+/* A ref capture ("ref", "other"), checked; *ref borrowed. 0, or -1 after a 400. */
+int srv_ref_param(srv_req *r, const char *capture, const char **ref);
+
+/* THE digest check: "sha256:<64 lowercase hex>" → its hex digits (borrowed,
+ * inside digest), else NULL. */
+const char *srv_digest_hex(const char *digest);
+/* A version object's "digest" (borrowed from version), checked; NULL after
+ * a 500. The digest text is what st_blob_open and the summary memo take. */
+const char *srv_version_digest(srv_req *r, const json_t *version);
+/* An architecture id (a digest) in key; 0, or answers 400 and returns -1. */
+int srv_check_arch_id(srv_req *r, const char *key, const char *id);
+/* THE hex writer: n bytes as 2n lowercase hex digits and a NUL into out. */
+void srv_hex(const unsigned char *p, size_t n, char *out);
+/* SHA-256 of n bytes at p as 64 hex digits and a NUL. */
+void srv_sha256_hex(const void *p, size_t n, char hex[65]);
 
 /* Answers. json is STOLEN. */
 void srv_reply_json(srv_req *r, unsigned status, json_t *json);
@@ -128,12 +159,6 @@ void srv_reply_engine_error(srv_req *r, eng_error *err);    /* releases err */
 /* Takes ownership of resp. */
 void srv_reply_response(srv_req *r, unsigned status, struct MHD_Response *resp);
 
-/* Names (models, runs, tags, architectures): the contract's pattern, one
- * table of kinds in http.c. Returns 0, or answers 400 naming the kind and
- * returns -1. value may be NULL (then it is bad). */
-enum srv_name_kind { SRV_NAME_MODEL, SRV_NAME_RUN, SRV_NAME_TAG, SRV_NAME_ARCH };
-int srv_check_name(srv_req *r, enum srv_name_kind kind, const char *value);
-
 /* Answer with a file (immutable content): ETag "<etag>", If-None-Match (304),
  * a single Range / If-Range (206, 416), Accept-Ranges, Content-Disposition,
  * and one extra header when extra_name is not NULL. STEALS fd (closed on
@@ -150,12 +175,6 @@ void srv_reply_segments(srv_req *r, const srv_seg *segs, size_t n, const char *e
 
 /* Parse the JSON body; on failure answers 400 and returns NULL. NEW ref. */
 json_t *srv_body_json(srv_req *r);
-
-/* Integer query arg. Returns 0 and sets *out (and *present); on a malformed
- * value answers 400 and returns -1. */
-int srv_query_int(srv_req *r, const char *key, int64_t lo, int64_t hi, int64_t *out, int *present);
-/* limit/after as the contract says (default 100, max 1000). -1 after a 400. */
-int srv_query_page(srv_req *r, int *limit, const char **after);
 
 /* ---- route table ---------------------------------------------------------- */
 extern const srv_route srv_routes[];
@@ -232,12 +251,13 @@ eng_code srv_sandbox_summary(srv_server *srv, const char *path, eng_summary **ou
 /* The same for a route: counts kills and answers the error itself (503 when
  * the sandbox could not be set up, else 422). Returns 0, or -1 after answering. */
 int srv_summary_or_reply(srv_req *r, const char *path, eng_summary **out);
-/* The same for a stored blob (hex = its SHA-256): a summary remembered for
- * those bytes is used without the sandbox, else it is read and remembered.
+/* The same for a stored blob (digest = "sha256:<hex>" of its bytes): a
+ * summary remembered for those bytes is used without the sandbox, else it
+ * is read and remembered.
  * srv_summary_remember keeps a checked summary (the upload's);
  * srv_summary_forget_all empties the memo (at exit, for leak checkers). */
-int srv_summary_of_blob(srv_req *r, const char *hex, const char *path, eng_summary **out);
-void srv_summary_remember(const char *hex, const eng_summary *s);
+int srv_summary_of_blob(srv_req *r, const char *digest, const char *path, eng_summary **out);
+void srv_summary_remember(const char *digest, const eng_summary *s);
 void srv_summary_forget_all(void);
 /* The child's side: `strata __summary FILE` writes the summary JSON to stdout. */
 int srv_sandbox_child_main(int argc, char **argv);

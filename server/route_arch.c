@@ -90,6 +90,8 @@ void srv_h_arch_get(srv_req *r)
 {
     json_t *out = NULL;
     st_error err = {0};
-    if (st_arch_get(r->srv->st, srv_param(r, "id"), &out, &err)) { srv_reply_storage_error(r, &err); return; }
+    const char *id = srv_param(r, "id");
+    if (srv_check_arch_id(r, "id", id)) return;
+    if (st_arch_get(r->srv->st, id, &out, &err)) { srv_reply_storage_error(r, &err); return; }
     srv_reply_json(r, 200, out);
 }

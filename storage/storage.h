@@ -93,8 +93,9 @@ st_code st_upload_commit(st_upload *up, st_error *err);
 void st_upload_abort(st_upload *up);
 
 /* Open a stored blob read-only (O_NOFOLLOW, path built only from the hex
- * digest). *fd is NEW (caller closes). */
-st_code st_blob_open(st_store *st, const char *digest_hex, int *fd, uint64_t *size, st_error *err);
+ * digest). digest is the API's "sha256:<64 hex>" (as a version object's
+ * "digest" says it) or the bare hex. *fd is NEW (caller closes). */
+st_code st_blob_open(st_store *st, const char *digest, int *fd, uint64_t *size, st_error *err);
 
 /* ---- architectures ------------------------------------------------------ */
 
