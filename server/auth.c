@@ -9,6 +9,8 @@
 #include <openssl/rand.h>
 
 #include "auth.h"
+#include "params.h"
+#include "reply.h"
 
 void srv_auth_token_hash(const char *token, char hash[65])
 {

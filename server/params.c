@@ -3,7 +3,8 @@
  * runs, tags, architectures) and refs by one table; digests by one
  * validator; digest text by one hex writer.
  *
- * Owns the 400 answers for a bad name, ref, digest, integer or page.
+ * Owns the 400 answers for a bad name, ref, digest, integer or page. The
+ * raw accessors (srv_param, srv_query, srv_header) are request.c's.
  * Does not own: percent-decoding (unescape.c: a value here never holds NUL
  * or invalid UTF-8), what storage accepts (st_name_valid, st_tag_name_valid
  * are its rules; the server checks first so that the answer names the kind).
@@ -13,24 +14,8 @@
 #include <string.h>
 #include <openssl/evp.h>
 
-#include "http_int.h"
-
-const char *srv_param(const srv_req *r, const char *name)
-{
-    for (int i = 0; i < r->nparams; i++)
-        if (strcmp(r->param_names[i], name) == 0) return r->params[i];
-    return NULL;
-}
-
-const char *srv_query(const srv_req *r, const char *key)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-const char *srv_header(const srv_req *r, const char *key)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
-}
+#include "params.h"
+#include "reply.h"
 
 int srv_query_flag(const srv_req *r, const char *key)
 {

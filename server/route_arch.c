@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "archs.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
 
 int srv_arch_store(srv_req *r, json_t *config, const char *name, char **id_out, int *created, json_t **answer)
 {

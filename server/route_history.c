@@ -26,8 +26,10 @@
 #include <strings.h>
 #include <sys/mman.h>
 
-#include "http_int.h"
 #include "numtext.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
 
 /* Columns of one CSV line: epoch + ST_HISTORY_MAX_METRICS; one more to
  * notice a line with too many. */

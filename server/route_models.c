@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "archs.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
 
 void srv_h_model_create(srv_req *r)
 {

@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
 
 /* Validates the model and tag captures; answers 400 and returns -1 on a bad one. */
 static int tag_params(srv_req *r, const char **model, const char **tag)

@@ -46,7 +46,11 @@
 #include <sys/stat.h>
 #include <openssl/evp.h>
 
-#include "http_int.h"
+#include "log.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
+#include "sandbox.h"
 
 #define CACHE_FORMAT    2                    /* of cache/<stem>.json; other formats are rebuilt */
 #define MAX_QUERY_LIST  (1u << 20)           /* bytes of one ?layers= / ?exclude= list */

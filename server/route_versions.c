@@ -17,8 +17,13 @@
 #include <unistd.h>
 #include <openssl/evp.h>
 
-#include "http_int.h"
+#include "archs.h"
+#include "cache.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
 #include "sandbox.h"
+#include "upload.h"
 
 #define UPLOAD_MAX_METADATA (64 * 1024)   /* the multipart 'metadata' JSON field */
 #define UPLOAD_MAX_TAGS     16

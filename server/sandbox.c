@@ -34,7 +34,9 @@
 #include <sys/wait.h>
 #include <seccomp.h>
 
-#include "http_int.h"
+#include "log.h"
+#include "params.h"
+#include "reply.h"
 #include "sandbox.h"
 
 #define SANDBOX_MAX_ANSWER (256u << 20)   /* summary JSON; ENG_MAX_TENSORS entries fit easily */
