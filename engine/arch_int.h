@@ -32,7 +32,6 @@ enum eng_act {
     ENG_ACT_SOFTSIGN, ENG_ACT_SWISH, ENG_ACT_GELU, ENG_ACT_EXPONENTIAL, ENG_ACT_MISH
 };
 
-#define ENG_MAX_WEIGHTS 4     /* SeparableConv2D/BatchNormalization: at most 4 */
 #define ENG_MAX_INPUTS  64    /* merge layers: inputs of one Add/Concatenate */
 
 typedef struct eng_wspec {
@@ -104,7 +103,7 @@ struct eng_arch {
     int64_t params, trainable_params;
 };
 
-/* arch.c helpers shared with layer_*.c */
+/* layer_util.c: helpers shared by arch.c and layer_*.c */
 int eng_act_parse(const char *name, int keras_major);
 const char *eng_act_name(int act);
 int64_t eng_shape_count(const eng_shape *s);

@@ -19,6 +19,7 @@
 #ifndef STRATA_ENGINE_H
 #define STRATA_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -53,6 +54,11 @@ void eng_error_release(eng_error *err);   /* err may be NULL */
 #define ENG_MAX_TENSORS   16384
 #define ENG_MAX_NAME      256          /* layer / weight names */
 #define ENG_MAX_ELEMENTS  (1ULL << 32) /* per tensor: 16 GiB of float32 */
+#define ENG_MAX_WEIGHTS   4            /* weights of one supported layer kind: at most 4
+                                        * (SeparableConv2D, BatchNormalization) */
+
+/* Room for a digest as text, "sha256:<64 hex>" and its NUL. */
+#define ENG_DIGEST_LEN (7 + 64 + 1)
 
 typedef enum eng_dtype {
     ENG_DT_F32 = 0, ENG_DT_F64, ENG_DT_F16, ENG_DT_I64, ENG_DT_I32, ENG_DT_OTHER
@@ -150,7 +156,6 @@ eng_code eng_summary_layers_json(int fd, const eng_summary *s, json_t **out, eng
  * of s with tensors and want[i] (want NULL: all); "" for the others. Big
  * files are hashed on several threads; the error of the lowest failing
  * layer is reported. Used by the above and by eng_validate. */
-#define ENG_DIGEST_LEN (7 + 64 + 1)
 eng_code eng_summary_layer_digests(int fd, const eng_summary *s, const unsigned char *want,
                                    char (*hex)[ENG_DIGEST_LEN], eng_error *err);
 
@@ -183,18 +188,13 @@ void eng_workspace_free(eng_workspace *ws);  /* NULL ok */
 eng_code eng_model_predict(const eng_model *m, eng_workspace *ws, const float *in,
                            size_t batch, float *out, eng_error *err);
 
-/* ---- transfer learning (engine/transfer.c, engine/write.c) ---- */
-
-#include <stdbool.h>
-
+/* ---- matching, views and selections (transfer.c) ------------------------ */
 
 /* How one architecture layer fits a weight file. THE matching rule, shared
  * by upload validation (eng_validate), ?for= and compatibility: the file
  * layer is found by name (legacy files: the layer name; Keras 3 files: the
  * class-derived group name), then weight count, each weight's stored shape
  * (Keras 1 'th' kernels transposed) and dtype (float16/32/64) are compared. */
-#define ENG_FIT_MAX_WEIGHTS 4   /* most weights of one supported layer kind (SeparableConv2D, BatchNormalization) */
-
 typedef enum eng_fit_status {
     ENG_FIT_MATCH = 0,    /* every weight fits */
     ENG_FIT_MISSING,      /* the architecture layer has weights, the file has no such layer */
@@ -209,9 +209,9 @@ typedef struct eng_fit {
     const eng_wlayer *file;         /* the file layer, or NULL (borrowed from the summary) */
     eng_fit_status status;
     int nweights;                   /* weights the architecture expects */
-    const char *wname[ENG_FIT_MAX_WEIGHTS];              /* "kernel", "bias", … */
-    int rank[ENG_FIT_MAX_WEIGHTS];
-    int64_t expected[ENG_FIT_MAX_WEIGHTS][ENG_MAX_RANK]; /* expected STORED shape */
+    const char *wname[ENG_MAX_WEIGHTS];              /* "kernel", "bias", … */
+    int rank[ENG_MAX_WEIGHTS];
+    int64_t expected[ENG_MAX_WEIGHTS][ENG_MAX_RANK]; /* expected STORED shape */
     unsigned bad_shape, bad_dtype;  /* bit w set: weight w does not fit */
 } eng_fit;
 
@@ -219,7 +219,7 @@ typedef struct eng_fit {
  * *out is NEW (free()); it borrows from a and s. */
 eng_code eng_fit_layers(const eng_arch *a, const eng_summary *s, eng_fit **out, size_t *n, eng_error *err);
 
-struct eng_layer;
+struct eng_layer;   /* an architecture layer; its body is engine-private */
 /* A version's layers as the API names them ("the view"): with an
  * architecture, its layers in model order, each on the file layer the
  * matching rule finds (weightless layers the file lacks are kept, file = NULL),
@@ -232,7 +232,7 @@ typedef struct eng_vlayer {
     const eng_wlayer *file;         /* or NULL */
     const struct eng_layer *L;      /* architecture layer or NULL (engine-private) */
     int nwnames;
-    const char *wname[ENG_FIT_MAX_WEIGHTS];  /* architecture weight names ("kernel") */
+    const char *wname[ENG_MAX_WEIGHTS];  /* architecture weight names ("kernel") */
 } eng_vlayer;
 
 typedef struct eng_view {
@@ -268,8 +268,9 @@ typedef struct eng_wstats {
     uint64_t count, nonfinite;
 } eng_wstats;
 /* Read a file layer once with pread: "sha256:<hex>" of its raw tensor bytes
- * into digest[80] (empty when it has no tensors) and stats[ntensors]. */
-eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[80], eng_wstats *stats, eng_error *err);
+ * into digest (empty when it has no tensors) and stats[ntensors]. */
+eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[ENG_DIGEST_LEN], eng_wstats *stats,
+                        eng_error *err);
 
 typedef enum eng_diff_status { ENG_DIFF_IDENTICAL = 0, ENG_DIFF_CHANGED, ENG_DIFF_SHAPE } eng_diff_status;
 /* Compare two file layers value by value (as float32): SHAPE when the
@@ -280,7 +281,9 @@ eng_code eng_layer_diff(int fd_a, const eng_wlayer *a, int fd_b, const eng_wlaye
                         eng_diff_status *status, double *l2, double *norm_a, double *max_abs,
                         eng_error *err);
 
-/* What a derived weight file holds (engine/write.c). The spec owns its strings. */
+/* ---- derived weight files (transfer.c builds the spec, write.c writes) -- */
+
+/* What a derived weight file holds. The spec owns its strings. */
 typedef struct eng_out_layer {
     char *name;          /* keras2: layer_names entry = its group; keras3: the vars
                           * group's path ("layers/conv2d/vars") */
@@ -291,7 +294,7 @@ typedef struct eng_out_layer {
 } eng_out_layer;
 
 typedef struct eng_out_spec {
-    int keras3;          /* 0: legacy save_weights layout; 1: Keras 3 .weights.h5 */
+    bool keras3;         /* false: legacy save_weights layout; true: Keras 3 .weights.h5 */
     char *keras_version, *backend;   /* keras2 root attributes, NULL = not written */
     char *model_name;    /* keras3 root vars@name, NULL = not written */
     size_t nlayers;
@@ -302,7 +305,7 @@ void eng_out_spec_release(eng_out_spec *spec);   /* NULL ok; frees what it owns 
 /* Build the output spec for the chosen view layers in `keras3` or legacy
  * layout. Converting between layouts needs the architecture (k3name /
  * names); ENG_ERR_INPUT when it is missing or a layer cannot be converted. */
-eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *chosen, int keras3,
+eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *chosen, bool keras3,
                          eng_out_spec *spec, eng_error *err);
 
 /* Writing happens in two phases so that only the first touches libhdf5
@@ -320,10 +323,12 @@ eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *ch
  *   of the skeleton and ranges of the source (the upload src_fd would have
  *   been read from). Concatenated, the pieces are exactly the bytes
  *   eng_write_data would have produced. *pieces is NEW (free()); *total is
- *   the derived file's size. */
+ *   the derived file's size.
+ * eng_write_layout's *out is NEW (eng_copy_plan_free). */
 typedef struct eng_copy_plan eng_copy_plan;
 eng_code eng_write_layout(const eng_out_spec *spec, const char *path, eng_copy_plan **out, eng_error *err);
-eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan, char etag[80], eng_error *err);
+eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan, char etag[ENG_DIGEST_LEN],
+                        eng_error *err);
 void eng_copy_plan_free(eng_copy_plan *p);   /* NULL ok */
 uint64_t eng_copy_plan_bytes(const eng_copy_plan *p);   /* tensor bytes to copy */
 

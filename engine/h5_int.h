@@ -1,5 +1,6 @@
-/* engine/h5_int.h — private to the weight-file reader (h5_read.c, summary.c,
- * zip.c). Not part of the engine's API; nothing outside engine/ includes it.
+/* engine/h5_int.h — private to the weight-file reader and writer (h5_read.c,
+ * summary.c, zip.c, h5_util.c; transfer.c and write.c use the shared helpers).
+ * Not part of the engine's API; nothing outside engine/ includes it.
  * Every symbol here is prefixed eng_h5_ / eng_zip_ so that it cannot collide
  * with the other engine files' own helpers. */
 #ifndef STRATA_ENGINE_H5_INT_H
@@ -23,6 +24,8 @@
 #define ENG_H5_MAX_CHUNKS  1024              /* layer_names0..N pieces of a split attribute */
 #define ENG_H5_MAX_DTSIZE  64                /* bytes per element of an "other" dtype */
 
+/* ---- shared helpers (h5_util.c) ------------------------------------------ */
+
 /* Record the first error (first error wins; err may be NULL). Returns code. */
 eng_code eng_h5_fail(eng_error *err, eng_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -33,8 +36,16 @@ size_t eng_h5_dtype_size(eng_dtype dt);
 /* Elements of a tensor (product of its shape); bounds checked by the reader. */
 uint64_t eng_h5_elements(const eng_tensor *t);
 
-/* Check every invariant of a summary (the ones from_json promises): counts,
- * names, ranks, dims, element bounds, dtype sizes, offsets within the HDF5
+/* "sha256:" and the 64 lowercase hex digits of a SHA-256 md, NUL-terminated:
+ * THE engine's digest text (layer digests, derived-file ETags). */
+void eng_h5_digest_text(const unsigned char md[32], char out[ENG_DIGEST_LEN]);
+
+/* pread exactly n bytes at off (loops on short reads and EINTR). 0 on
+ * success, -1 on error, 1 on end of file before n bytes. */
+int eng_h5_pread_full(int fd, void *buf, size_t n, uint64_t off);
+
+/* summary.c: check every invariant of a summary (the ones from_json
+ * promises): counts, names, ranks, dims, element bounds, dtype sizes, offsets within the HDF5
  * image and the file. ENG_OK or ENG_ERR_FORMAT / ENG_ERR_LIMIT naming the
  * object. Used on what we read and on what a child sends back. */
 eng_code eng_h5_summary_check(const eng_summary *s, eng_error *err);
@@ -61,9 +72,5 @@ eng_code eng_zip_find(int fd, uint64_t file_size, const char *name,
  * buffer (*out, caller free()s). */
 eng_code eng_zip_read(int fd, const eng_zip_member *m, size_t max,
                       const char *name, char **out, eng_error *err);
-
-/* pread exactly n bytes at off (loops on short reads and EINTR). 0 on
- * success, -1 on error, 1 on end of file before n bytes. */
-int eng_h5_pread_full(int fd, void *buf, size_t n, uint64_t off);
 
 #endif

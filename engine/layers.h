@@ -50,7 +50,7 @@ extern const struct eng_layer_kind eng_kinds_norm[];
 extern const struct eng_layer_kind eng_kinds_misc[];
 extern const struct eng_layer_kind eng_kinds_merge[];
 
-/* Shared helpers for kinds. */
+/* Shared helpers for kinds (layer_util.c). */
 void eng_wspec_set(eng_layer *L, const char *name, bool trainable, int rank, ...);
 /* Keras conv_output_length; -1 when not positive. */
 int64_t eng_conv_out(int64_t in, int k, int s, int d, bool same);

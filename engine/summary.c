@@ -4,7 +4,8 @@
  * array with per-layer sha256 digests (hashed by a few threads at once, over
  * byte ranges the summary names; see "layer digests" for why that is safe).
  * Owns: eng_summary_free/to_json/from_json, eng_tensor_read_f32,
- * eng_summary_layers_json and the shared invariant check.
+ * eng_summary_layers_json and the shared invariant check (the reader's
+ * small helpers, eng_h5_fail and eng_h5_pread_full among them, are in h5_util.c).
  * Does not own: reading HDF5 structure (h5_read.c), validation against an
  * architecture (validate.c). Every summary that arrives as JSON comes from an
  * untrusted child: from_json re-checks every bound before anything uses it. */
@@ -22,40 +23,6 @@
 #include "h5_int.h"
 
 #define IO_CHUNK (1u << 20)   /* bytes per pread while converting: bounded memory */
-
-eng_code eng_h5_fail(eng_error *err, eng_code code, const char *fmt, ...)
-{
-    if (err && err->code == ENG_OK) {
-        va_list ap;
-        err->code = code;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-static const size_t dtype_sizes[] = {
-    [ENG_DT_F32] = 4, [ENG_DT_F64] = 8, [ENG_DT_F16] = 2,
-    [ENG_DT_I64] = 8, [ENG_DT_I32] = 4, [ENG_DT_OTHER] = 0,
-};
-
-size_t eng_h5_dtype_size(eng_dtype dt)
-{
-    if ((unsigned)dt < sizeof dtype_sizes / sizeof dtype_sizes[0]) return dtype_sizes[dt];
-    return 0;
-}
-
-uint64_t eng_h5_elements(const eng_tensor *t)
-{
-    uint64_t n = 1;
-    for (int i = 0; i < t->rank && i < ENG_MAX_RANK; i++) {
-        if (t->shape[i] < 0) return 0;
-        if (t->shape[i] && n > UINT64_MAX / (uint64_t)t->shape[i]) return UINT64_MAX;
-        n *= (uint64_t)t->shape[i];
-    }
-    return n;
-}
 
 /* Strict UTF-8 (no overlongs, surrogates or code points beyond U+10FFFF):
  * the summary's JSON form (jansson) cannot carry anything else, so a name
@@ -522,7 +489,6 @@ struct digest_worker {
 static eng_code layer_digest(int fd, const eng_wlayer *l, EVP_MD_CTX *md, unsigned char *buf,
                              char *hex, eng_error *err)
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char dg[EVP_MAX_MD_SIZE];
     unsigned dl = 0;
     if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
@@ -544,12 +510,7 @@ static eng_code layer_digest(int fd, const eng_wlayer *l, EVP_MD_CTX *md, unsign
     }
     if (EVP_DigestFinal_ex(md, dg, &dl) != 1 || dl != 32)
         return eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 failed");
-    memcpy(hex, "sha256:", 7);
-    for (unsigned b = 0; b < dl; b++) {
-        hex[7 + 2 * b] = digits[dg[b] >> 4];
-        hex[7 + 2 * b + 1] = digits[dg[b] & 15];
-    }
-    hex[7 + 2 * dl] = 0;
+    eng_h5_digest_text(dg, hex);
     return ENG_OK;
 }
 

@@ -72,7 +72,7 @@ eng_code eng_view_build(const eng_arch *a, const eng_summary *s, eng_view **out,
             x->k3name = L->k3name[0] ? L->k3name : NULL;
             x->file = fits[i].file;
             x->L = L;
-            x->nwnames = L->nw < ENG_FIT_MAX_WEIGHTS ? L->nw : ENG_FIT_MAX_WEIGHTS;
+            x->nwnames = L->nw < ENG_MAX_WEIGHTS ? L->nw : ENG_MAX_WEIGHTS;
             for (int w = 0; w < x->nwnames; w++) x->wname[w] = L->w[w].name;
         }
     }
@@ -252,7 +252,7 @@ static eng_code read_slice(int fd, const eng_tensor *t, uint64_t at, size_t k, f
     return eng_tensor_read_f32(fd, &s, dst, k, err);
 }
 
-eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[80], eng_wstats *stats, eng_error *err)
+eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[ENG_DIGEST_LEN], eng_wstats *stats, eng_error *err)
 {
     eng_code rc = ENG_OK;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -316,8 +316,7 @@ eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[80], eng_wstat
         unsigned char dg[EVP_MAX_MD_SIZE];
         unsigned dl = 0;
         EVP_DigestFinal_ex(md, dg, &dl);
-        memcpy(digest, "sha256:", 8);
-        for (unsigned b = 0; b < dl && b < 32; b++) snprintf(digest + 7 + 2 * b, 3, "%02x", dg[b]);
+        if (dl == 32) eng_h5_digest_text(dg, digest);
     }
 out:
     EVP_MD_CTX_free(md);
@@ -400,14 +399,14 @@ static char *k3_group_of(const eng_wlayer *wl)
     return join("layers/", wl->name, "/vars");
 }
 
-eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *chosen, int keras3,
+eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *chosen, bool keras3,
                          eng_out_spec *spec, eng_error *err)
 {
     eng_code rc = ENG_OK;
     bool src_k3 = !is_legacy(s);
-    bool convert = src_k3 != (keras3 != 0);
+    bool convert = src_k3 != keras3;
     memset(spec, 0, sizeof *spec);
-    spec->keras3 = keras3 != 0;
+    spec->keras3 = keras3;
     size_t n = 0;
     for (size_t i = 0; i < v->n; i++) if (chosen[i]) n++;
     if (!(spec->layers = calloc(n ? n : 1, sizeof *spec->layers))) goto nomem;

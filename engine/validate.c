@@ -42,7 +42,7 @@ eng_code eng_fit_layers(const eng_arch *a, const eng_summary *s, eng_fit **out, 
         x->file_name = legacy ? L->name : L->k3name;
         x->file = eng_map_layer(L, s);
         x->nweights = L->nw;
-        for (int w = 0; w < L->nw && w < ENG_FIT_MAX_WEIGHTS; w++) {
+        for (int w = 0; w < L->nw && w < ENG_MAX_WEIGHTS; w++) {
             x->wname[w] = L->w[w].name;
             x->rank[w] = L->w[w].rank;
             for (int d = 0; d < L->w[w].rank && d < 4; d++) x->expected[w][d] = L->w[w].shape[d];
@@ -54,7 +54,7 @@ eng_code eng_fit_layers(const eng_arch *a, const eng_summary *s, eng_fit **out, 
         if (!x->file) { x->status = L->nw ? ENG_FIT_MISSING : ENG_FIT_WEIGHTLESS; continue; }
         if (x->file->ntensors != (size_t)L->nw) { x->status = ENG_FIT_COUNT; continue; }
         if (L->nw == 0) { x->status = ENG_FIT_WEIGHTLESS; continue; }
-        for (int w = 0; w < L->nw && w < ENG_FIT_MAX_WEIGHTS; w++) {
+        for (int w = 0; w < L->nw && w < ENG_MAX_WEIGHTS; w++) {
             const eng_tensor *t = &x->file->tensors[w];
             bool same = t->rank == x->rank[w];
             for (int d = 0; same && d < t->rank; d++) same = t->shape[d] == x->expected[w][d];
@@ -89,7 +89,7 @@ static int fit_problems(const eng_fit *x, bool legacy, json_t *problems)
                       "expected", x->nweights, "found", (json_int_t)x->file->ntensors);
         return p ? json_array_append_new(problems, p) : -1;
     case ENG_FIT_MISMATCH:
-        for (int w = 0; w < x->nweights && w < ENG_FIT_MAX_WEIGHTS; w++) {
+        for (int w = 0; w < x->nweights && w < ENG_MAX_WEIGHTS; w++) {
             const eng_tensor *t = &x->file->tensors[w];
             if ((x->bad_shape >> w) & 1u) {
                 p = json_pack("{s:s, s:s, s:o, s:o}", "layer", x->name, "weight", x->wname[w],

@@ -259,7 +259,7 @@ out:
     return rc;
 }
 
-static eng_code write_layer(wr *w, const eng_out_layer *l, int keras3)
+static eng_code write_layer(wr *w, const eng_out_layer *l, bool keras3)
 {
     eng_code rc = ENG_OK;
     size_t nt = l->src ? l->src->ntensors : 0;
@@ -403,7 +403,7 @@ static int hash_dst(int fd, EVP_MD_CTX *md, unsigned char *buf, uint64_t from, u
     return 0;
 }
 
-eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan, char etag[80], eng_error *err)
+eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan, char etag[ENG_DIGEST_LEN], eng_error *err)
 {
     eng_code rc = ENG_OK;
     unsigned char *buf = malloc(COPY_CHUNK);
@@ -445,9 +445,8 @@ eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan, char 
     }
     unsigned char dg[EVP_MAX_MD_SIZE];
     unsigned dl = 0;
-    if (EVP_DigestFinal_ex(md, dg, &dl) != 1) { rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 failed"); goto out; }
-    memcpy(etag, "sha256:", 7);
-    for (unsigned b = 0; b < dl && b < 32; b++) snprintf(etag + 7 + 2 * b, 3, "%02x", dg[b]);
+    if (EVP_DigestFinal_ex(md, dg, &dl) != 1 || dl != 32) { rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 failed"); goto out; }
+    eng_h5_digest_text(dg, etag);
 out:
     free(r);
     free(buf);

@@ -6,28 +6,15 @@
  * appear in logs. Scopes: read < write < admin. */
 #include <string.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "auth.h"
-
-static const char hexdigits[] = "0123456789abcdef";
-
-static void to_hex(const unsigned char *raw, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hexdigits[raw[i] >> 4];
-        out[2 * i + 1] = hexdigits[raw[i] & 15];
-    }
-    out[2 * n] = 0;
-}
+#include "params.h"
+#include "reply.h"
 
 void srv_auth_token_hash(const char *token, char hash[65])
 {
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_Digest(token, strlen(token), md, &n, EVP_sha256(), NULL);
-    to_hex(md, 32, hash);
+    srv_sha256_hex(token, strlen(token), hash);
 }
 
 int srv_auth_token_new(char *buf, size_t len, char hash[65])
@@ -35,7 +22,7 @@ int srv_auth_token_new(char *buf, size_t len, char hash[65])
     unsigned char raw[32];
     if (len < 72 || RAND_bytes(raw, sizeof raw) != 1) return -1;
     memcpy(buf, "strata_", 7);
-    to_hex(raw, sizeof raw, buf + 7);
+    srv_hex(raw, sizeof raw, buf + 7);
     srv_auth_token_hash(buf, hash);
     OPENSSL_cleanse(raw, sizeof raw);
     return 0;

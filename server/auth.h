@@ -1,7 +1,7 @@
 /* server/auth.h — private to server/: bearer tokens and scopes. */
 #ifndef STRATA_AUTH_H
 #define STRATA_AUTH_H
-#include "http_int.h"
+#include "request.h"
 
 /* Check the request's bearer token against scope. Returns 0 when allowed;
  * otherwise answers 401 (with WWW-Authenticate: Bearer) or 403 and returns -1. */

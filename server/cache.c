@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "cache.h"
+#include "reply.h"
 
 #define SRV_CACHE_SLOTS 256
 #define SRV_CACHE_MAX_BODY (64u << 10)

@@ -12,8 +12,9 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "http_int.h"
 #include "auth.h"
+#include "log.h"
+#include "sandbox.h"
 
 enum opt_type { OPT_STR, OPT_INT, OPT_SIZE, OPT_FLAG };
 

@@ -1,10 +1,11 @@
-/* server/log.c — the only place strata writes log lines (stderr).
+/* server/log.c — the only place strata writes log lines (stderr), and the
+ * monotonic clock the log lines and deadlines use.
  * SRV_LOG checks the level before formatting anything. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
-#include "http_int.h"
+#include "log.h"
 
 int srv_log_level = SRV_LOG_INFO;
 int srv_log_json = 0;
@@ -25,4 +26,11 @@ void srv_log_write(int level, const char *fmt, ...)
         fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",%s\n", ts, names[level & 3], line + 1);
     else
         fprintf(stderr, "%s %s %s\n", ts, names[level & 3], line);
+}
+
+uint64_t srv_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }

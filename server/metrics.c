@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "metrics.h"
+#include "routes.h"
 
 /* Latency buckets in seconds; the last is +Inf. */
 static const double buckets[] = {0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};
@@ -120,9 +121,8 @@ static void counter(struct textbuf *tb, const char *name, const char *help, unsi
     tb_printf(tb, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, v);
 }
 
-void srv_h_metrics(srv_req *r)
+char *srv_metrics_text(srv_server *s, size_t *len)
 {
-    srv_server *s = r->srv;
     srv_metrics *m = s->metrics;
     struct textbuf tb = {0};
     uint64_t blobs = 0, bytes = 0;
@@ -206,11 +206,8 @@ void srv_h_metrics(srv_req *r)
 
     if (tb.failed) {
         free(tb.p);
-        srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory writing metrics");
-        return;
+        return NULL;
     }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(tb.len, tb.p, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-    r->bytes_out = tb.len;
-    srv_reply_response(r, 200, resp);
+    *len = tb.len;
+    return tb.p;
 }

@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "archs.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
 
 int srv_arch_store(srv_req *r, json_t *config, const char *name, char **id_out, int *created, json_t **answer)
 {
@@ -90,6 +93,8 @@ void srv_h_arch_get(srv_req *r)
 {
     json_t *out = NULL;
     st_error err = {0};
-    if (st_arch_get(r->srv->st, srv_param(r, "id"), &out, &err)) { srv_reply_storage_error(r, &err); return; }
+    const char *id = srv_param(r, "id");
+    if (srv_check_arch_id(r, "id", id)) return;
+    if (st_arch_get(r->srv->st, id, &out, &err)) { srv_reply_storage_error(r, &err); return; }
     srv_reply_json(r, 200, out);
 }

@@ -26,8 +26,10 @@
 #include <strings.h>
 #include <sys/mman.h>
 
-#include "http_int.h"
 #include "numtext.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
 
 /* Columns of one CSV line: epoch + ST_HISTORY_MAX_METRICS; one more to
  * notice a line with too many. */
@@ -582,12 +584,6 @@ static int is_csv(srv_req *r)
     return n == 8 && strncasecmp(ct, "text/csv", 8) == 0;
 }
 
-static int model_param(srv_req *r, const char **model)
-{
-    *model = srv_param(r, "model");
-    return srv_check_name(r, SRV_NAME_MODEL, *model);
-}
-
 void srv_h_history_post(srv_req *r)
 {
     struct hist_in in = { 0 };
@@ -596,7 +592,7 @@ void srv_h_history_post(srv_req *r)
     const char *model;
     int64_t added = 0, updated = 0;
 
-    if (model_param(r, &model))
+    if (srv_model_param(r, &model))
         return;
     if (is_csv(r) ? parse_csv(r, &in) : parse_json(r, &in, &doc))
         goto out;
@@ -878,7 +874,7 @@ void srv_h_history_get(srv_req *r)
     struct tbuf b = { 0 };
     int csv;
 
-    if (model_param(r, &model))
+    if (srv_model_param(r, &model))
         return;
     if (format && strcmp(format, "json") && strcmp(format, "csv")) {
         bad(r, json_pack("{s:s}", "parameter", "format"), "'format' must be json or csv, got "
@@ -887,10 +883,8 @@ void srv_h_history_get(srv_req *r)
     }
     csv = format && strcmp(format, "csv") == 0;
     q.run = srv_query(r, "run");
-    if (q.run && !st_name_valid(q.run)) {
-        bad(r, json_pack("{s:s}", "run", q.run), "run name '%.140s' is not valid", q.run);
+    if (q.run && srv_check_name(r, SRV_NAME_RUN, q.run))
         return;
-    }
     if (csv && !q.run) {
         bad(r, json_pack("{s:s}", "parameter", "run"), "format=csv answers one run (a CSVLogger "
             "file): add run=NAME (GET …/runs lists them)");
@@ -931,7 +925,7 @@ void srv_h_runs(srv_req *r)
     st_error err = { 0 };
     int limit;
 
-    if (model_param(r, &model) || srv_query_page(r, &limit, &after))
+    if (srv_model_param(r, &model) || srv_query_page(r, &limit, &after))
         return;
     if (st_run_list(r->srv->st, model, limit, after, &out, &err)) {
         srv_reply_storage_error(r, &err);

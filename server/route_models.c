@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "archs.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
 
 void srv_h_model_create(srv_req *r)
 {
@@ -75,8 +78,8 @@ void srv_h_model_get(srv_req *r)
 {
     json_t *out = NULL, *arch = NULL;
     st_error err = {0};
-    const char *name = srv_param(r, "model");
-    if (srv_check_name(r, SRV_NAME_MODEL, name)) return;
+    const char *name;
+    if (srv_model_param(r, &name)) return;
     if (st_model_get(r->srv->st, name, &out, &err)) { srv_reply_storage_error(r, &err); return; }
     /* Expand the architecture id into its summary, as the contract promises. */
     const char *aid = json_string_value(json_object_get(out, "architecture"));
@@ -88,18 +91,12 @@ void srv_h_model_get(srv_req *r)
     srv_reply_json(r, 200, out);
 }
 
-static int query_bool(srv_req *r, const char *key)
-{
-    const char *v = srv_query(r, key);
-    return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
-}
-
 void srv_h_model_delete(srv_req *r)
 {
     st_error err = {0};
-    const char *name = srv_param(r, "model");
-    if (srv_check_name(r, SRV_NAME_MODEL, name)) return;
-    if (st_model_delete(r->srv->st, name, query_bool(r, "force"), &err)) {
+    const char *name;
+    if (srv_model_param(r, &name)) return;
+    if (st_model_delete(r->srv->st, name, srv_query_flag(r, "force"), &err)) {
         srv_reply_storage_error(r, &err);
         return;
     }

@@ -3,7 +3,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "metrics.h"
+#include "reply.h"
+#include "routes.h"
+
+void srv_h_metrics(srv_req *r)
+{
+    size_t len = 0;
+    char *text = srv_metrics_text(r->srv, &len);
+    if (!text) {
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory writing metrics");
+        return;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    r->bytes_out = len;
+    srv_reply_response(r, 200, resp);
+}
 
 void srv_h_healthz(srv_req *r)
 {

@@ -3,14 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
 
 /* Validates the model and tag captures; answers 400 and returns -1 on a bad one. */
 static int tag_params(srv_req *r, const char **model, const char **tag)
 {
-    *model = srv_param(r, "model");
     *tag = srv_param(r, "tag");
-    return srv_check_name(r, SRV_NAME_MODEL, *model) || srv_check_name(r, SRV_NAME_TAG, *tag) ? -1 : 0;
+    return srv_model_param(r, model) || srv_check_name(r, SRV_NAME_TAG, *tag) ? -1 : 0;
 }
 
 void srv_h_tag_put(srv_req *r)
@@ -66,11 +67,8 @@ void srv_h_tag_list(srv_req *r)
 {
     json_t *out = NULL;
     st_error err = {0};
-    const char *model = srv_param(r, "model");
-    if (!st_name_valid(model)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "model name '%s' is not valid", model);
-        return;
-    }
+    const char *model;
+    if (srv_model_param(r, &model)) return;
     if (st_tag_list(r->srv->st, model, &out, &err)) { srv_reply_storage_error(r, &err); return; }
     srv_reply_json(r, 200, out);
 }

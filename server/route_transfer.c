@@ -46,7 +46,11 @@
 #include <sys/stat.h>
 #include <openssl/evp.h>
 
-#include "http_int.h"
+#include "log.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
+#include "sandbox.h"
 
 #define CACHE_FORMAT    2                    /* of cache/<stem>.json; other formats are rebuilt */
 #define MAX_QUERY_LIST  (1u << 20)           /* bytes of one ?layers= / ?exclude= list */
@@ -55,34 +59,13 @@ static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- shared helpers -------------------------------------------------------- */
 
-static int name_ok(srv_req *r, const char *what, const char *v)
-{
-    if (v && st_name_valid(v)) return 0;
-    srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s?}", what, v),
-                    "'%s' is not a valid %s", v ? v : "", what);
-    return -1;
-}
-
-/* "sha256:<64 hex>" */
-static int arch_id_ok(const char *id)
-{
-    if (!id || strncmp(id, "sha256:", 7) || strlen(id) != 71) return 0;
-    for (int i = 7; i < 71; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'))) return 0;
-    return 1;
-}
-
 /* Load a stored architecture; unknown → 404. Answers on failure. */
 static int load_arch(srv_req *r, const char *id, const char *what, eng_arch **out)
 {
     char *config = NULL;
     st_error serr = {0};
     eng_error err = {0};
-    if (!arch_id_ok(id)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s?}", what, id),
-                        "%s must be an architecture id sha256:<64 hex digits>", what);
-        return -1;
-    }
+    if (srv_check_arch_id(r, what, id)) return -1;
     if (st_arch_config(r->srv->st, id, &config, &serr)) {
         if (serr.code == ST_ERR_NOT_FOUND) {
             st_error_release(&serr);
@@ -119,11 +102,11 @@ static int open_version(srv_req *r, json_t *v, int *fd, eng_summary **s)
     st_error serr = {0};
     uint64_t size = 0;
     char path[64];
-    const char *digest = json_string_value(json_object_get(v, "digest"));
-    if (!digest || strlen(digest) != 71) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "version without a digest"); return -1; }
-    if (st_blob_open(r->srv->st, digest + 7, fd, &size, &serr)) { srv_reply_storage_error(r, &serr); return -1; }
+    const char *digest = srv_version_digest(r, v);
+    if (!digest) return -1;
+    if (st_blob_open(r->srv->st, digest, fd, &size, &serr)) { srv_reply_storage_error(r, &serr); return -1; }
     snprintf(path, sizeof path, "/proc/self/fd/%d", *fd);
-    if (srv_summary_of_blob(r, digest + 7, path, s)) {
+    if (srv_summary_of_blob(r, digest, path, s)) {
         close(*fd);
         *fd = -1;
         return -1;
@@ -213,14 +196,6 @@ out:
     return rc;
 }
 
-static void sha256_hex(const void *p, size_t n, char hex[65])
-{
-    unsigned char md[32];
-    unsigned int ml = 0;
-    EVP_Digest(p, n, md, &ml, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", md[i]);
-}
-
 /* sha256 of fd's first `size` bytes as hex; -1 on a read error or a file
  * shorter than size. */
 static int file_sha256(int fd, uint64_t size, char hex[65])
@@ -238,8 +213,8 @@ static int file_sha256(int fd, uint64_t size, char hex[65])
         EVP_DigestUpdate(c, buf, (size_t)got);
         at += (uint64_t)got;
     }
-    if (EVP_DigestFinal_ex(c, md, &ml) != 1) goto out;
-    for (unsigned i = 0; i < 32 && i < ml; i++) sprintf(hex + 2 * i, "%02x", md[i]);
+    if (EVP_DigestFinal_ex(c, md, &ml) != 1 || ml != 32) goto out;
+    srv_hex(md, 32, hex);
     rc = 0;
 out:
     EVP_MD_CTX_free(c);
@@ -303,7 +278,7 @@ static int serve_derived(srv_req *r, const char *skel_path, json_t *meta, const 
     }
     for (size_t i = 0; i < np; i++) nsrc += json_integer_value(json_array_get(json_array_get(pieces, i), 0)) == ENG_PIECE_SOURCE;
     if (nsrc) {
-        if (st_blob_open(r->srv->st, digest + 7, &bfd, &bsize, &serr)) { srv_reply_storage_error(r, &serr); goto out; }
+        if (st_blob_open(r->srv->st, digest, &bfd, &bsize, &serr)) { srv_reply_storage_error(r, &serr); goto out; }
         if ((json_int_t)bsize != jint(meta, "source_size")) {
             srv_reply_error(r, SRV_E_INTERNAL, NULL, "blob %s has %llu bytes, the derived file expects %lld", digest,
                             (unsigned long long)bsize, (long long)jint(meta, "source_size"));
@@ -451,7 +426,7 @@ void srv_weights_derived(srv_req *r, json_t *version)
     const char *model = srv_param(r, "model");
     const char *sel_layers = srv_query(r, "layers"), *sel_exclude = srv_query(r, "exclude");
     const char *sel_for = srv_query(r, "for"), *sel_format = srv_query(r, "format");
-    const char *digest = json_string_value(json_object_get(version, "digest"));
+    const char *digest = NULL;
     json_int_t number = json_integer_value(json_object_get(version, "version"));
     char *arch = NULL, *key = NULL, stem[65], etag[80], skel[4200], metap[4200], cache_dir[4096];
     json_t *meta = NULL;
@@ -465,12 +440,8 @@ void srv_weights_derived(srv_req *r, json_t *version)
         srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "layer lists longer than %u bytes are refused", MAX_QUERY_LIST);
         return;
     }
-    if (sel_for && !arch_id_ok(sel_for)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "for", sel_for),
-                        "for must be an architecture id sha256:<64 hex digits>");
-        return;
-    }
-    if (!digest || strlen(digest) != 71) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "version without a digest"); return; }
+    if (sel_for && srv_check_arch_id(r, "for", sel_for)) return;
+    if (!(digest = srv_version_digest(r, version))) return;
     if (model_arch_id(r, model, &arch)) return;
     size_t kl = strlen(eng_write_id()) + strlen(digest) + 2 * 80 + 64;
     if (!(key = malloc(kl))) {
@@ -484,7 +455,7 @@ void srv_weights_derived(srv_req *r, json_t *version)
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
         goto out;
     }
-    sha256_hex(key, strlen(key), stem);
+    srv_sha256_hex(key, strlen(key), stem);
     snprintf(etag, sizeof etag, "derived:%s", stem);
     snprintf(cache_dir, sizeof cache_dir, "%s/cache", st_data_dir(r->srv->st));
     snprintf(skel, sizeof skel, "%s/%s.skel", cache_dir, stem);
@@ -509,13 +480,13 @@ out:
 
 void srv_h_version_layers(srv_req *r)
 {
-    const char *model = srv_param(r, "model"), *ref = srv_param(r, "ref");
+    const char *model, *ref;
     vctx c = { .fd = -1 };
     char *arch = NULL;
     eng_error err = {0};
     eng_wstats *stats = NULL;
     json_t *items = NULL;
-    if (name_ok(r, "model", model) || name_ok(r, "ref", ref) || model_arch_id(r, model, &arch)) goto out;
+    if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref) || model_arch_id(r, model, &arch)) goto out;
     if (vctx_open(r, model, ref, arch, &c)) goto out;
     json_t *stored = json_object_get(c.v, "layers");   /* weight names as the upload listed them */
     items = json_array();
@@ -523,7 +494,7 @@ void srv_h_version_layers(srv_req *r)
         const eng_vlayer *x = &c.view->layers[i];
         const eng_wlayer *wl = x->file;
         size_t nt = wl ? wl->ntensors : 0;
-        char digest[80] = "";
+        char digest[ENG_DIGEST_LEN] = "";
         json_t *sl = NULL, *ws = json_array();
         for (size_t k = 0; k < json_array_size(stored); k++) {
             const char *sn = json_string_value(json_object_get(json_array_get(stored, k), "name"));
@@ -566,13 +537,13 @@ out:
 
 void srv_h_version_compat(srv_req *r)
 {
-    const char *model = srv_param(r, "model"), *ref = srv_param(r, "ref"), *with = srv_query(r, "with");
+    const char *model, *ref, *with = srv_query(r, "with");
     vctx c = { .fd = -1 };
     char *arch = NULL;
     eng_arch *target = NULL;
     eng_error err = {0};
     json_t *out = NULL;
-    if (name_ok(r, "model", model) || name_ok(r, "ref", ref)) goto done;
+    if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref)) goto done;
     if (!with) {
         srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "compatibility needs ?with=sha256:<architecture id>");
         goto done;
@@ -600,12 +571,12 @@ static const eng_vlayer *view_get(const eng_view *v, const char *name)
 
 void srv_h_version_diff(srv_req *r)
 {
-    const char *model = srv_param(r, "model"), *ref = srv_param(r, "ref"), *other = srv_param(r, "other");
+    const char *model, *ref, *other;
     vctx a = { .fd = -1 }, b = { .fd = -1 };
     char *arch = NULL;
     eng_error err = {0};
     json_t *layers = NULL;
-    if (name_ok(r, "model", model) || name_ok(r, "ref", ref) || name_ok(r, "other", other)) goto out;
+    if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref) || srv_ref_param(r, "other", &other)) goto out;
     if (model_arch_id(r, model, &arch)) goto out;
     if (vctx_open(r, model, ref, arch, &a)) goto out;
     if (arch && eng_arch_parse(eng_arch_canonical(a.a), strlen(eng_arch_canonical(a.a)), &b.a, &err)) {

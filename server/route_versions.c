@@ -17,8 +17,13 @@
 #include <unistd.h>
 #include <openssl/evp.h>
 
-#include "http_int.h"
+#include "archs.h"
+#include "cache.h"
+#include "params.h"
+#include "reply.h"
+#include "routes.h"
 #include "sandbox.h"
+#include "upload.h"
 
 #define UPLOAD_MAX_METADATA (64 * 1024)   /* the multipart 'metadata' JSON field */
 #define UPLOAD_MAX_TAGS     16
@@ -117,7 +122,7 @@ static const char *const raw_types[] = {
 
 int srv_upload_start(srv_req *r)
 {
-    const char *model = srv_param(r, "model");
+    const char *model;
     const char *cl = srv_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = srv_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     const char *ct = srv_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -126,7 +131,7 @@ int srv_upload_start(srv_req *r)
     json_t *m = NULL;
     int multipart = 0, raw = 0;
 
-    if (srv_check_name(r, SRV_NAME_MODEL, model)) return -1;
+    if (srv_model_param(r, &model)) return -1;
     if (cl && te) {
         srv_reply_error(r, SRV_E_BAD_REQUEST, NULL,
                         "a request may not carry both Content-Length and Transfer-Encoding");
@@ -371,10 +376,10 @@ static int read_meta(srv_req *r, struct upload_meta *m)
         }
     }
     for (size_t i = 0; i < m->ntags; i++) {
-        if (!st_tag_name_valid(m->tags[i]) || strcmp(m->tags[i], "latest") == 0) {
+        if (srv_check_name(r, SRV_NAME_TAG, m->tags[i])) return -1;
+        if (strcmp(m->tags[i], "latest") == 0) {
             srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "tag", m->tags[i]),
-                            "tag '%s' must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}, not be all digits, "
-                            "and not be 'latest'", m->tags[i]);
+                            "tag 'latest' is built in (the highest live version) and cannot be set");
             return -1;
         }
     }
@@ -397,12 +402,9 @@ static void meta_release(struct upload_meta *m)
  * declared, 0 if none, -1 after a 400. */
 static int declared_digest(srv_req *r, const struct upload_meta *m, char hex[65])
 {
-    static const char digits[] = "0123456789abcdef";
     if (m->digest) {
-        const char *h = strncmp(m->digest, "sha256:", 7) == 0 ? m->digest + 7 : NULL;
-        int ok = h && strlen(h) == 64;
-        for (int i = 0; ok && i < 64; i++) ok = strchr(digits, h[i]) != NULL && h[i];
-        if (!ok) {
+        const char *h = srv_digest_hex(m->digest);
+        if (!h) {
             srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "'digest' must be sha256:<64 lowercase hex digits>");
             return -1;
         }
@@ -419,11 +421,7 @@ static int declared_digest(srv_req *r, const struct upload_meta *m, char hex[65]
         if (e && e - p == 44) {
             int n = EVP_DecodeBlock(raw, (const unsigned char *)p, 44);
             if (n == 33) {   /* 32 bytes + 1 from the '=' padding */
-                for (int i = 0; i < 32; i++) {
-                    hex[2 * i] = digits[raw[i] >> 4];
-                    hex[2 * i + 1] = digits[raw[i] & 15];
-                }
-                hex[64] = 0;
+                srv_hex(raw, 32, hex);
                 return 1;
             }
         }
@@ -476,7 +474,7 @@ void srv_h_version_upload(srv_req *r)
     struct srv_upload_state *u = r->upload;
     struct upload_meta m;
     st_error serr = {0};
-    char digest[65], want[65];
+    char digest[65], want[65], digest_text[ENG_DIGEST_LEN];
     uint64_t size = 0;
     json_t *layers = NULL, *validation = NULL, *out = NULL;
     char *layers_text = NULL, *validation_text = NULL, *metrics_text = NULL;
@@ -515,7 +513,8 @@ void srv_h_version_upload(srv_req *r)
                         digest, want);
         goto out;
     }
-    if (validate_upload(r, st_upload_path(u->up), st_upload_fd(u->up), digest, &format, &layers,
+    snprintf(digest_text, sizeof digest_text, "sha256:%s", digest);
+    if (validate_upload(r, st_upload_path(u->up), st_upload_fd(u->up), digest_text, &format, &layers,
                         &validation))
         goto out;
 
@@ -545,29 +544,13 @@ out:
 
 /* ---- reads ---------------------------------------------------------------------- */
 
-static int model_param(srv_req *r, const char **model)
-{
-    *model = srv_param(r, "model");
-    return srv_check_name(r, SRV_NAME_MODEL, *model);
-}
-
-/* A ref is a version number, a tag, or "latest". */
-static int ref_param(srv_req *r, const char **ref)
-{
-    *ref = srv_param(r, "ref");
-    if (st_name_valid(*ref)) return 0;
-    srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "ref", *ref),
-                    "'%s' is not a version number, a tag or 'latest'", *ref);
-    return -1;
-}
-
 void srv_h_version_get(srv_req *r)
 {
     const char *model, *ref;
     json_t *out = NULL;
     st_error err = {0};
     char key[300];
-    if (model_param(r, &model) || ref_param(r, &ref)) return;
+    if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref)) return;
     uint64_t gen = st_generation(r->srv->st);
     snprintf(key, sizeof key, "version %s %s", model, ref);   /* names are <= 128 chars */
     if (srv_cache_reply(r, key, gen)) return;
@@ -581,7 +564,7 @@ void srv_h_version_list(srv_req *r)
     json_t *out = NULL;
     st_error err = {0};
     st_version_query q = {0};
-    if (model_param(r, &model)) return;
+    if (srv_model_param(r, &model)) return;
     if (srv_query_page(r, &q.limit, &q.after)) return;
     q.run = srv_query(r, "run");
     q.tag = srv_query(r, "tag");
@@ -602,14 +585,8 @@ void srv_h_version_list(srv_req *r)
                         "'order_by' must be version, epoch, created_at or metrics.<name>");
         return;
     }
-    if (q.run && !st_name_valid(q.run)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "run name '%s' is not valid", q.run);
+    if ((q.run && srv_check_name(r, SRV_NAME_RUN, q.run)) || (q.tag && srv_check_name(r, SRV_NAME_TAG, q.tag)))
         return;
-    }
-    if (q.tag && !st_tag_name_valid(q.tag)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "tag '%s' is not valid", q.tag);
-        return;
-    }
     if (st_version_list(r->srv->st, model, &q, &out, &err)) { srv_reply_storage_error(r, &err); return; }
     srv_reply_json(r, 200, out);
 }
@@ -618,7 +595,7 @@ void srv_h_version_delete(srv_req *r)
 {
     const char *model, *ref;
     st_error err = {0};
-    if (model_param(r, &model) || ref_param(r, &ref)) return;
+    if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref)) return;
     char *end;
     long long n = strtoll(ref, &end, 10);
     if (*end || n < 1) {
@@ -626,9 +603,7 @@ void srv_h_version_delete(srv_req *r)
                         "delete takes a version number, not a tag ('%s')", ref);
         return;
     }
-    const char *force = srv_query(r, "force");
-    int f = force && (strcmp(force, "true") == 0 || strcmp(force, "1") == 0);
-    if (st_version_delete(r->srv->st, model, n, f, &err)) { srv_reply_storage_error(r, &err); return; }
+    if (st_version_delete(r->srv->st, model, n, srv_query_flag(r, "force"), &err)) { srv_reply_storage_error(r, &err); return; }
     srv_reply_json(r, 200, json_pack("{s:s,s:I,s:b}", "model", model, "version", (json_int_t)n, "deleted", 1));
 }
 
@@ -643,7 +618,7 @@ void srv_h_version_weights(srv_req *r)
     uint64_t size = 0;
     char disp[200];
 
-    if (model_param(r, &model) || ref_param(r, &ref)) return;
+    if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref)) return;
     if (st_version_get(r->srv->st, model, ref, &v, &err)) { srv_reply_storage_error(r, &err); return; }
     /* ?format= naming the layout the upload already has is no conversion: the
      * exact bytes (a Keras 3 file keeps its optimizer state for a resume). */
@@ -657,10 +632,11 @@ void srv_h_version_weights(srv_req *r)
             goto out;
         }
     }
-    const char *digest = json_string_value(json_object_get(v, "digest"));   /* "sha256:<hex>" */
+    const char *digest = srv_version_digest(r, v);
     json_int_t number = json_integer_value(json_object_get(v, "version"));
     snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%lld.h5\"", model, (long long)number);
-    if (st_blob_open(r->srv->st, digest + 7, &fd, &size, &err)) { srv_reply_storage_error(r, &err); goto out; }
+    if (!digest) goto out;
+    if (st_blob_open(r->srv->st, digest, &fd, &size, &err)) { srv_reply_storage_error(r, &err); goto out; }
     srv_reply_file(r, fd, size, digest, disp, NULL, NULL);
 out:
     json_decref(v);
@@ -699,7 +675,7 @@ void srv_h_version_predict(srv_req *r)
     uint64_t size;
     char path[4200];
 
-    if (model_param(r, &model) || ref_param(r, &ref)) return;
+    if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref)) return;
     if (!(body = srv_body_json(r))) return;
     json_t *inputs = json_object_get(body, "inputs");
     if (!json_is_array(inputs) || json_array_size(inputs) == 0 || json_array_size(inputs) > 1024) {
@@ -713,7 +689,8 @@ void srv_h_version_predict(srv_req *r)
         goto out;
     }
     if (st_version_get(r->srv->st, model, ref, &v, &serr)) { srv_reply_storage_error(r, &serr); goto out; }
-    const char *digest = json_string_value(json_object_get(v, "digest")) + 7;
+    const char *digest = srv_version_digest(r, v);
+    if (!digest) goto out;
     if (st_blob_open(r->srv->st, digest, &fd, &size, &serr)) { srv_reply_storage_error(r, &serr); goto out; }
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     if (srv_arch_load(r->srv, aid, &a, &eerr)) { srv_reply_engine_error(r, &eerr); goto out; }

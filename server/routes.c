@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "routes.h"
 
 const srv_route srv_routes[] = {
     /* method  pattern                                             handler                  scope            body              name */

@@ -34,7 +34,9 @@
 #include <sys/wait.h>
 #include <seccomp.h>
 
-#include "http_int.h"
+#include "log.h"
+#include "params.h"
+#include "reply.h"
 #include "sandbox.h"
 
 #define SANDBOX_MAX_ANSWER (256u << 20)   /* summary JSON; ENG_MAX_TENSORS entries fit easily */
@@ -394,42 +396,42 @@ int srv_summary_or_reply(srv_req *r, const char *path, eng_summary **out)
 #define MEMO_MAX_TEXT (4u << 20)
 
 static struct memo_entry {
-    char hex[65];
+    char digest[ENG_DIGEST_LEN];   /* "sha256:<hex>" */
     char *text;
     uint64_t used;
 } memo[MEMO_SLOTS];
 static uint64_t memo_clock;
 static pthread_mutex_t memo_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void srv_summary_remember(const char *hex, const eng_summary *s)
+void srv_summary_remember(const char *digest, const eng_summary *s)
 {
     json_t *j = eng_summary_to_json(s);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    if (!text || strlen(hex) != 64 || strlen(text) > MEMO_MAX_TEXT) {
+    if (!text || !srv_digest_hex(digest) || strlen(text) > MEMO_MAX_TEXT) {
         free(text);
         return;
     }
     pthread_mutex_lock(&memo_lock);
     struct memo_entry *e = &memo[0];
     for (int i = 0; i < MEMO_SLOTS; i++) {
-        if (strcmp(memo[i].hex, hex) == 0) { e = &memo[i]; break; }
+        if (strcmp(memo[i].digest, digest) == 0) { e = &memo[i]; break; }
         if (memo[i].used < e->used) e = &memo[i];
     }
     free(e->text);
-    memcpy(e->hex, hex, 65);
+    memcpy(e->digest, digest, ENG_DIGEST_LEN);
     e->text = text;
     e->used = ++memo_clock;
     pthread_mutex_unlock(&memo_lock);
 }
 
-/* The remembered summary of blob hex (NEW), or NULL. */
-static eng_summary *memo_get(const char *hex)
+/* The remembered summary of the blob with this digest (NEW), or NULL. */
+static eng_summary *memo_get(const char *digest)
 {
     char *text = NULL;
     pthread_mutex_lock(&memo_lock);
     for (int i = 0; i < MEMO_SLOTS; i++) {
-        if (memo[i].text && strcmp(memo[i].hex, hex) == 0) {
+        if (memo[i].text && strcmp(memo[i].digest, digest) == 0) {
             memo[i].used = ++memo_clock;
             text = strdup(memo[i].text);
             break;
@@ -447,11 +449,11 @@ static eng_summary *memo_get(const char *hex)
     return s;
 }
 
-int srv_summary_of_blob(srv_req *r, const char *hex, const char *path, eng_summary **out)
+int srv_summary_of_blob(srv_req *r, const char *digest, const char *path, eng_summary **out)
 {
-    if ((*out = memo_get(hex)) != NULL) return 0;
+    if ((*out = memo_get(digest)) != NULL) return 0;
     if (srv_summary_or_reply(r, path, out)) return -1;
-    srv_summary_remember(hex, *out);
+    srv_summary_remember(digest, *out);
     return 0;
 }
 
@@ -461,7 +463,7 @@ void srv_summary_forget_all(void)
     for (int i = 0; i < MEMO_SLOTS; i++) {
         free(memo[i].text);
         memo[i].text = NULL;
-        memo[i].hex[0] = 0;
+        memo[i].digest[0] = 0;
         memo[i].used = 0;
     }
     pthread_mutex_unlock(&memo_lock);

@@ -17,7 +17,7 @@
  */
 #include <string.h>
 
-#include "http_int.h"
+#include "params.h"
 
 static int hexval(char c)
 {

@@ -11,7 +11,19 @@
  *   (first error wins). Out-parameters are set only on success.
  * - json_t results are NEW references owned by the caller (json_decref).
  *   Their field names are the API contract's (shared/design/api.md), so the
- *   server can answer them as they are.
+ *   server can answer them as they are. Why these shapes live here and not
+ *   in server/: each object is its rows (model, version, tag, run, page
+ *   cursor) read in one read transaction; building it from the statement
+ *   directly keeps it one snapshot, and a struct per object would copy every
+ *   field twice for the one caller that renders it. Storage knows the shapes,
+ *   never the statuses: errors are st_code, and server/ alone maps them to
+ *   HTTP (http.c's table).
+ * - Digests: a blob's name is its SHA-256. Storage keeps the bare hex in
+ *   its rows and paths (st_upload_finish gives that hex); everywhere else a
+ *   digest is the API's text "sha256:<64 hex>": in version and layer
+ *   objects out, and accepted as is by st_blob_open, st_version_new.digest
+ *   and layer digests in (the bare hex too). So no caller slices a prefix
+ *   off: storage alone adds and strips it (st_strip_sha256).
  * - Names (model, tag, run) are checked by the caller with st_name_valid();
  *   storage checks them again and answers ST_ERR_INVALID.
  * - Thread safety: one st_store is shared by all server threads. Writes go
@@ -93,8 +105,9 @@ st_code st_upload_commit(st_upload *up, st_error *err);
 void st_upload_abort(st_upload *up);
 
 /* Open a stored blob read-only (O_NOFOLLOW, path built only from the hex
- * digest). *fd is NEW (caller closes). */
-st_code st_blob_open(st_store *st, const char *digest_hex, int *fd, uint64_t *size, st_error *err);
+ * digest). digest is the API's "sha256:<64 hex>" (as a version object's
+ * "digest" says it) or the bare hex. *fd is NEW (caller closes). */
+st_code st_blob_open(st_store *st, const char *digest, int *fd, uint64_t *size, st_error *err);
 
 /* ---- architectures ------------------------------------------------------ */
 
@@ -119,7 +132,7 @@ typedef struct st_model_new {
     const char *monitor_mode;    /* "min" | "max" | NULL */
 } st_model_new;
 
-/* 409 CONFLICT when the name exists; NOT_FOUND when the architecture is unknown.
+/* CONFLICT when the name exists; NOT_FOUND when the architecture is unknown.
  * *out as st_model_get. */
 st_code st_model_create(st_store *st, const st_model_new *m, json_t **out, st_error *err);
 /* {"name","architecture"|null,"description"|null,"monitor":{"metric","mode"}|null,
@@ -136,7 +149,7 @@ st_code st_model_delete(st_store *st, const char *name, int force, st_error *err
 
 typedef struct st_version_new {
     const char *model;
-    const char *digest;           /* hex, blob must be committed already */
+    const char *digest;           /* "sha256:<hex>" or hex; the blob is committed already */
     uint64_t size;
     const char *format;           /* "keras2-weights" | "keras2-model" | "keras3-weights" */
     const char *run;              /* or NULL */

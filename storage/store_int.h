@@ -122,9 +122,13 @@ st_code st_model_json(sqlite3 *db, int64_t model_id, json_t **out, st_error *err
 /* versions.c: the version object; with_layers adds "layers". */
 st_code st_version_json(sqlite3 *db, const char *model, int64_t version_id,
                         int with_layers, json_t **out, st_error *err);
-/* versions.c: version row id of (model, number); NOT_FOUND names both. */
+/* refs.c: version row id of (model, number); NOT_FOUND names both. */
 st_code st_version_by_number(sqlite3 *db, const char *model, int64_t model_id,
                              int64_t number, int64_t *version_id, st_error *err);
+/* refs.c: ref → model and version row ids: digits = number, "latest" =
+ * highest, else a tag. */
+st_code st_resolve(sqlite3 *db, const char *model, const char *ref, int64_t *model_id,
+                   int64_t *version_id, st_error *err);
 /* tags.c: point tag at version_id (0 = delete the tag) and record the move
  * with reason; nothing is recorded when the tag already points there.
  * Writer transaction only. */

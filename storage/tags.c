@@ -2,7 +2,7 @@
  * tag_moves with its reason), create/move with compare-and-swap, list
  * (with the computed `latest`), delete, history.
  * `latest` is never stored: it is the highest live version number.
- * Does not own: resolving refs (versions.c).
+ * Does not own: resolving refs (refs.c).
  */
 #include <stdio.h>
 #include <string.h>

@@ -75,7 +75,7 @@ for t in $TARGETS; do
         stubs=$OUT/obj/route/route_stubs.c
         {
             echo '#include <stdlib.h>'
-            echo '#include "http_int.h"'
+            echo '#include "routes.h"'
             grep -o 'srv_h_[A-Za-z0-9_]*' "$ROOT/server/routes.c" | sort -u |
                 sed 's/.*/void &(srv_req *r) { (void)r; abort(); }/'
         } > "$stubs.new"

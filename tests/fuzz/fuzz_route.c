@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "routes.h"
 #include "storage.h"
 
 #define CHECK(cond)                                                                          \

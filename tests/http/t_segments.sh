@@ -25,6 +25,34 @@ req GET '/v1/architectures/sha256%00'
 expect_error 400 bad_request "architecture id with %00"
 req GET '/v1/models/victim/history?run=r1%00x'
 expect_error 400 bad_request "run with %00"
+# Every route reads its captures through one check per kind (#14.1): the
+# same 400 naming the kind, the details keyed by the capture.
+for path in '/v1/models/victim%00/tags' '/v1/models/victim%00/runs' \
+            '/v1/models/victim%00/versions/1/layers' '/v1/models/victim%00/versions/1/diff/2' \
+            '/v1/models/victim%00/versions/1/compatibility?with=x'; do
+    req GET "$path"
+    expect_error 400 bad_request "model with %00: $path"
+    expect_jq '.error.details.model' 'victim%00' "details name the model: $path"
+done
+req GET '/v1/models/victim/versions/1%00/layers'
+expect_error 400 bad_request "ref with %00: layers"
+expect_jq '.error.details.ref' '1%00' "details name the ref: layers"
+req GET '/v1/models/victim/versions/1/diff/2%00'
+expect_error 400 bad_request "other ref with %00: diff"
+expect_jq '.error.details.other' '2%00' "details keyed by the capture: diff"
+req GET '/v1/models/victim/versions/latest%00/weights'
+expect_error 400 bad_request "ref with %00: weights"
+expect_jq '.error.details.ref' 'latest%00' "details name the ref: weights"
+req GET '/v1/models/victim/versions/1/compatibility?with=sha256%00'
+expect_error 400 bad_request "compatibility with=%00"
+req GET '/v1/models/victim/versions?run=r1%00'
+expect_error 400 bad_request "version list run=%00"
+req GET '/v1/models/victim/versions?tag=prod%00'
+expect_error 400 bad_request "version list tag=%00"
+req POST '/v1/models/victim%00/versions' -H 'Content-Type: application/x-hdf5' --data-binary 'x'
+expect_error 400 bad_request "upload to victim%00"
+req GET /v1/models/victim/runs
+expect_jq '.items | length' 1 "victim's run untouched"
 
 # Finding 2: invalid UTF-8 (lone byte, overlong '.', surrogate, past U+10FFFF)
 # anywhere gives the envelope with a readable message.

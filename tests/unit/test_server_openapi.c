@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "http_int.h"
+#include "routes.h"
 
 extern const char srv_openapi_yaml[];
 
