@@ -372,3 +372,19 @@ def test_remote_monitor_posts_history(server, reg, name, data):
     assert run["epochs"] == [0, 1, 2]
     for k in ("loss", "val_loss", "accuracy", "val_accuracy"):
         assert run["metrics"][k] == pytest.approx(hist.history[k], rel=1e-12)
+
+
+def test_whole_model_checkpoints(reg, name, data, tmp_path):
+    """save_weights_only=False: Keras 3 writes a .keras archive; strata takes
+    it, and load_weights gets the weights back as keras3."""
+    x, y, _, _ = data
+    model = seed_cnn()
+    cb = StrataCheckpoint(reg, name, run="whole", save_weights_only=False,
+                          spool_dir=spool(tmp_path))
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+    assert cb.flush(timeout=60) and cb.problems == []
+    (v,) = reg.versions(name, run="whole")
+    assert v["format"] == "keras3-archive"
+    back = seed_cnn()
+    load_weights(back, reg, name, ref=v["version"])
+    assert same_weights(model, back)

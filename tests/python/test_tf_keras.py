@@ -175,3 +175,20 @@ def test_example3_transfer_by_name(reg, name, data):
                          pre.get_layer("conv2d").get_weights())
     assert weights_equal(new.get_layer("new_head").get_weights(), head)
     assert np.isfinite(new.fit(x, y % 5, epochs=1, verbose=0).history["loss"][0])
+
+
+def test_whole_model_checkpoints(reg, name, data, tmp_path):
+    """save_weights_only=False: tf-keras' model.save(.h5) (keras2-model)."""
+    x, y, _, _ = data
+    model = seed_cnn()
+    cb = StrataCheckpoint(reg, name, run="whole", save_weights_only=False,
+                          spool_dir=str(tmp_path / "spool"))
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+    assert cb.flush(timeout=60) and cb.problems == []
+    (v,) = reg.versions(name, run="whole")
+    assert v["format"] == "keras2-model"
+    back = seed_cnn()
+    load_weights(back, reg, name, ref=v["version"])
+    assert weights_equal(model.get_weights(), back.get_weights())
+    full = tf_keras.models.load_model(reg.download(name, v["version"], str(tmp_path / "m.h5")))
+    assert weights_equal(model.get_weights(), full.get_weights())
