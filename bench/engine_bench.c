@@ -26,9 +26,9 @@
 /* engine/forward.c, compiled with the same flag, keeps these. */
 typedef struct eng_prof_layer {
     const char *name, *cls;
-    double ns;              /* summed wall time of the layer's forward */
+    double ns; /* summed wall time of the layer's forward */
     unsigned long calls, samples;
-    long gm, gn, gk;        /* GEMM shape per sample, 0 when none */
+    long gm, gn, gk; /* GEMM shape per sample, 0 when none */
 } eng_prof_layer;
 int eng_prof_get(const eng_prof_layer **out);
 void eng_prof_reset(void);
@@ -49,7 +49,10 @@ static char *slurp(const char *path, size_t *len)
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
     char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
     if (buf) buf[n] = 0;
     fclose(f);
     *len = (size_t)n;
@@ -76,9 +79,15 @@ int main(int argc, char **argv)
     eng_model *m = NULL;
     size_t len;
     char *json = slurp(argv[1], &len);
-    if (!json) { perror(argv[1]); return 1; }
+    if (!json) {
+        perror(argv[1]);
+        return 1;
+    }
     int fd = open(argv[2], O_RDONLY);
-    if (fd < 0) { perror(argv[2]); return 1; }
+    if (fd < 0) {
+        perror(argv[2]);
+        return 1;
+    }
     if (eng_arch_parse(json, len, &a, &err) || eng_summary_read(argv[2], &s, &err) ||
         eng_model_load(a, s, fd, &m, &err)) {
         fprintf(stderr, "engine_bench: %s\n", err.msg);
@@ -93,7 +102,10 @@ int main(int argc, char **argv)
     double t0 = now();
     int warm = 0;
     while (warm < 3 || now() - t0 < 0.2) {
-        if (eng_model_predict(m, ws, in, batch, out, &err)) { fprintf(stderr, "predict: %s\n", err.msg); return 1; }
+        if (eng_model_predict(m, ws, in, batch, out, &err)) {
+            fprintf(stderr, "predict: %s\n", err.msg);
+            return 1;
+        }
         warm++;
     }
     double per_call = (now() - t0) / warm;
@@ -123,6 +135,8 @@ int main(int argc, char **argv)
     eng_summary_free(s);
     eng_arch_free(a);
     close(fd);
-    free(in); free(out); free(json);
+    free(in);
+    free(out);
+    free(json);
     return 0;
 }

@@ -26,7 +26,10 @@ static int cmp_d(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4) { fprintf(stderr, "usage: %s M N K [SECONDS]\n", argv[0]); return 2; }
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s M N K [SECONDS]\n", argv[0]);
+        return 2;
+    }
     int M = atoi(argv[1]), N = atoi(argv[2]), K = atoi(argv[3]);
     double secs = argc > 4 ? atof(argv[4]) : 0.5;
     float *A = malloc((size_t)M * K * sizeof *A), *B = malloc((size_t)K * N * sizeof *B),
@@ -37,7 +40,8 @@ int main(int argc, char **argv)
     double t0 = now();
     long n = 0;
     while (n < 3 || now() - t0 < 0.1) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, C,
+                    N);
         n++;
     }
     long iters = (long)(secs / 5 / ((now() - t0) / n));
@@ -46,11 +50,14 @@ int main(int argc, char **argv)
     for (int r = 0; r < 5; r++) {
         t0 = now();
         for (long i = 0; i < iters; i++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f,
+                        C, N);
         g[r] = 2.0 * M * N * K * iters / (now() - t0) / 1e9;
     }
     qsort(g, 5, sizeof g[0], cmp_d);
     printf("gflops=%.2f M=%d N=%d K=%d c0=%g\n", g[2], M, N, K, C[0]);
-    free(A); free(B); free(C);
+    free(A);
+    free(B);
+    free(C);
     return 0;
 }

@@ -33,13 +33,16 @@
 #include "arch_int.h"
 #include "layers.h"
 
-#define ARCH_MAX_JSON (64u << 20)   /* to_json of the largest Keras CNNs is ~1 MiB */
+#define ARCH_MAX_JSON (64u << 20) /* to_json of the largest Keras CNNs is ~1 MiB */
 
 /* ---- errors ---------------------------------------------------------------- */
 
 eng_code eng_arch_fail(eng_error *err, eng_code code, json_t *details, const char *fmt, ...)
 {
-    if (!err || err->code != ENG_OK) { json_decref(details); return code; }
+    if (!err || err->code != ENG_OK) {
+        json_decref(details);
+        return code;
+    }
     err->code = code;
     va_list ap;
     va_start(ap, fmt);
@@ -49,19 +52,26 @@ eng_code eng_arch_fail(eng_error *err, eng_code code, json_t *details, const cha
     return code;
 }
 
-static eng_code layer_fail(eng_error *err, const eng_layer *L, const char *name,
-                           const char *cls, const char *path, const char *why)
+static eng_code layer_fail(eng_error *err, const eng_layer *L, const char *name, const char *cls,
+                           const char *path, const char *why)
 {
-    if (L) { name = L->name; cls = L->cls; path = L->path; }
-    json_t *d = json_pack("{s:s?, s:s?, s:s, s:s}", "layer", name, "class", cls,
-                          "reason", why, "path", path ? path : "config");
-    return eng_arch_fail(err, ENG_ERR_ARCH, d, "layer '%s' (%s): %s",
-                         name ? name : "?", cls ? cls : "?", why);
+    if (L) {
+        name = L->name;
+        cls = L->cls;
+        path = L->path;
+    }
+    json_t *d = json_pack("{s:s?, s:s?, s:s, s:s}", "layer", name, "class", cls, "reason", why,
+                          "path", path ? path : "config");
+    return eng_arch_fail(err, ENG_ERR_ARCH, d, "layer '%s' (%s): %s", name ? name : "?",
+                         cls ? cls : "?", why);
 }
 
 /* ---- kinds ------------------------------------------------------------------- */
 
-static const struct { const char *cls; const char *why; } refused[] = {
+static const struct {
+    const char *cls;
+    const char *why;
+} refused[] = {
     {"Conv1D", "1-D layers are not supported (this engine runs 2-D CNNs)"},
     {"Convolution1D", "1-D layers are not supported (this engine runs 2-D CNNs)"},
     {"MaxPooling1D", "1-D layers are not supported (this engine runs 2-D CNNs)"},
@@ -85,16 +95,22 @@ static const struct { const char *cls; const char *why; } refused[] = {
 const struct eng_layer_kind *eng_kind_find(const char *cls, const char **why)
 {
     static const struct eng_layer_kind *const fams[] = {
-        eng_kinds_conv, eng_kinds_pool, eng_kinds_dense, eng_kinds_norm,
-        eng_kinds_misc, eng_kinds_merge,
+        eng_kinds_conv, eng_kinds_pool, eng_kinds_dense,
+        eng_kinds_norm, eng_kinds_misc, eng_kinds_merge,
     };
     *why = NULL;
-    if (!cls) { *why = "class_name missing"; return NULL; }
+    if (!cls) {
+        *why = "class_name missing";
+        return NULL;
+    }
     for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++)
         for (const struct eng_layer_kind *k = fams[f]; k->keras_class; k++)
             if (!strcmp(k->keras_class, cls)) return k;
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
-        if (!strcmp(refused[i].cls, cls)) { *why = refused[i].why; return NULL; }
+        if (!strcmp(refused[i].cls, cls)) {
+            *why = refused[i].why;
+            return NULL;
+        }
     *why = "unsupported layer class";
     return NULL;
 }
@@ -112,8 +128,7 @@ static void to_snake(const char *cls, char *out, size_t n)
     a[la] = 0;
     /* pass 1: regex semantics — scan left to right, non-overlapping matches */
     for (size_t i = 0; i < la;) {
-        if (i + 2 < la && isupper((unsigned char)a[i + 1]) &&
-            islower((unsigned char)a[i + 2])) {
+        if (i + 2 < la && isupper((unsigned char)a[i + 1]) && islower((unsigned char)a[i + 2])) {
             size_t j = i + 2;
             while (j < la && islower((unsigned char)a[j])) j++;
             b[lb++] = a[i];
@@ -144,17 +159,22 @@ static void assign_k3_names(eng_arch *a)
     /* saving_lib numbers objects of one container by class: conv2d, conv2d_1, …
      * in model.layers order (Sequential.layers leaves out the InputLayer). */
     if (a->nlayers <= 0) return;
-    char (*seen)[ENG_MAX_NAME] = calloc((size_t)a->nlayers, sizeof *seen);
+    char(*seen)[ENG_MAX_NAME] = calloc((size_t)a->nlayers, sizeof *seen);
     int *count = calloc((size_t)a->nlayers, sizeof *count);
     int nseen = 0;
-    if (!seen || !count) { free(seen); free(count); return; }
+    if (!seen || !count) {
+        free(seen);
+        free(count);
+        return;
+    }
     for (int i = 0; i < a->nlayers; i++) {
         eng_layer *L = &a->layers[i];
         if (!a->functional && (L->kind->flags & ENG_K_INPUT)) continue;
         char base[ENG_MAX_NAME];
         to_snake(L->cls, base, sizeof base);
         int j;
-        for (j = 0; j < nseen; j++) if (!strcmp(seen[j], base)) break;
+        for (j = 0; j < nseen; j++)
+            if (!strcmp(seen[j], base)) break;
         if (j == nseen) {
             snprintf(seen[nseen], ENG_MAX_NAME, "%s", base);
             count[nseen++] = 0;
@@ -175,7 +195,7 @@ static bool has_k3_markers(const json_t *root, const json_t *layers)
     if (json_object_get(root, "module")) return true;
     size_t i;
     const json_t *e;
-    json_array_foreach(layers, i, e) {
+    json_array_foreach (layers, i, e) {
         if (json_object_get(e, "module")) return true;
         const json_t *c = json_object_get(e, "config");
         if (json_object_get(c, "batch_shape")) return true;
@@ -186,11 +206,11 @@ static bool has_k3_markers(const json_t *root, const json_t *layers)
 
 static bool has_k1_markers(const json_t *layers)
 {
-    static const char *const keys[] = {"nb_filter", "output_dim", "border_mode", "dim_ordering",
-                                       "subsample", "nb_row", "p"};
+    static const char *const keys[] = {
+        "nb_filter", "output_dim", "border_mode", "dim_ordering", "subsample", "nb_row", "p"};
     size_t i;
     const json_t *e;
-    json_array_foreach(layers, i, e) {
+    json_array_foreach (layers, i, e) {
         const json_t *c = json_object_get(e, "config");
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
             if (json_object_get(c, keys[k])) return true;
@@ -213,7 +233,8 @@ static int k3_collect(const json_t *v, const char **names, int *n, int depth)
         const char *cn = eng_json_str(v, "class_name");
         if (cn && !strcmp(cn, "__keras_tensor__")) {
             const json_t *h = json_object_get(json_object_get(v, "config"), "keras_history");
-            if (!json_is_array(h) || json_array_size(h) < 1 || !json_is_string(json_array_get(h, 0)))
+            if (!json_is_array(h) || json_array_size(h) < 1 ||
+                !json_is_string(json_array_get(h, 0)))
                 return -1;
             if (json_integer_value(json_array_get(h, 1)) != 0) return -2;
             if (*n >= ENG_MAX_INPUTS) return -1;
@@ -224,7 +245,7 @@ static int k3_collect(const json_t *v, const char **names, int *n, int depth)
     if (json_is_array(v)) {
         size_t i;
         const json_t *e;
-        json_array_foreach(v, i, e) {
+        json_array_foreach (v, i, e) {
             int rc = k3_collect(e, names, n, depth + 1);
             if (rc < 0) return rc;
         }
@@ -244,27 +265,32 @@ static int wire_functional(eng_arch *a, const json_t *layers, eng_error *err)
             if (nn) return layer_fail(err, L, 0, 0, 0, "InputLayer with inbound nodes");
             continue;
         }
-        if (nn == 0) return layer_fail(err, L, 0, 0, 0, "layer has no inbound node (not connected)");
+        if (nn == 0)
+            return layer_fail(err, L, 0, 0, 0, "layer has no inbound node (not connected)");
         if (nn > 1)
-            return layer_fail(err, L, 0, 0, 0, "layer is called more than once (shared layers are not supported)");
+            return layer_fail(err, L, 0, 0, 0,
+                              "layer is called more than once (shared layers are not supported)");
         const json_t *node = json_array_get(nodes, 0);
-        if (json_is_array(node)) {            /* Keras 1/2: [["name", node, tensor, {…}], …] */
+        if (json_is_array(node)) { /* Keras 1/2: [["name", node, tensor, {…}], …] */
             size_t k;
             const json_t *e;
-            json_array_foreach(node, k, e) {
-                if (!json_is_array(e) || !json_is_string(json_array_get(e, 0)) || n >= ENG_MAX_INPUTS)
+            json_array_foreach (node, k, e) {
+                if (!json_is_array(e) || !json_is_string(json_array_get(e, 0)) ||
+                    n >= ENG_MAX_INPUTS)
                     return layer_fail(err, L, 0, 0, 0, "malformed inbound_nodes entry");
                 if (json_integer_value(json_array_get(e, 1)) != 0 ||
                     json_integer_value(json_array_get(e, 2)) != 0)
-                    return layer_fail(err, L, 0, 0, 0,
-                                      "input refers to a node/tensor index other than 0 (shared layers or multi-output layers are not supported)");
+                    return layer_fail(
+                        err, L, 0, 0, 0,
+                        "input refers to a node/tensor index other than 0 (shared layers or multi-output layers are not supported)");
                 names[n++] = json_string_value(json_array_get(e, 0));
             }
-        } else if (json_is_object(node)) {    /* Keras 3: {"args": […], "kwargs": {…}} */
+        } else if (json_is_object(node)) { /* Keras 3: {"args": […], "kwargs": {…}} */
             int rc = k3_collect(json_object_get(node, "args"), names, &n, 0);
             if (rc == -2)
-                return layer_fail(err, L, 0, 0, 0,
-                                  "input refers to a node index other than 0 (shared layers are not supported)");
+                return layer_fail(
+                    err, L, 0, 0, 0,
+                    "input refers to a node index other than 0 (shared layers are not supported)");
             if (rc < 0) return layer_fail(err, L, 0, 0, 0, "malformed inbound_nodes entry");
         } else {
             return layer_fail(err, L, 0, 0, 0, "malformed inbound_nodes");
@@ -288,7 +314,8 @@ static int wire_functional(eng_arch *a, const json_t *layers, eng_error *err)
 }
 
 /* "input_layers"/"output_layers": [["name", 0, 0], …] or Keras 3 ["name", 0, 0]. */
-static int io_layers(const eng_arch *a, const json_t *cfg, const char *key, int *idx, eng_error *err)
+static int io_layers(const eng_arch *a, const json_t *cfg, const char *key, int *idx,
+                     eng_error *err)
 {
     const json_t *v = json_object_get(cfg, key);
     char why[ENG_WHY];
@@ -325,10 +352,11 @@ static int topo_order(eng_arch *a, eng_error *err)
         for (int k = 0; k < a->layers[i].nin; k++)
             if (a->layers[i].in[k] >= 0) indeg[i]++;
     int head = 0, tail = 0;
-    for (int i = 0; i < n; i++) if (!indeg[i]) queue[tail++] = i;
+    for (int i = 0; i < n; i++)
+        if (!indeg[i]) queue[tail++] = i;
     while (head < tail) {
         int u = queue[head++];
-        for (int i = 0; i < n; i++)   /* O(n^2) at worst: n <= ENG_MAX_LAYERS */
+        for (int i = 0; i < n; i++) /* O(n^2) at worst: n <= ENG_MAX_LAYERS */
             for (int k = 0; k < a->layers[i].nin; k++)
                 if (a->layers[i].in[k] == u && --indeg[i] == 0) queue[tail++] = i;
     }
@@ -336,7 +364,8 @@ static int topo_order(eng_arch *a, eng_error *err)
     if (tail != n) {
         for (int i = 0; i < n; i++) {
             bool in_q = false;
-            for (int k = 0; k < tail; k++) if (queue[k] == i) in_q = true;
+            for (int k = 0; k < tail; k++)
+                if (queue[k] == i) in_q = true;
             if (!in_q) return layer_fail(err, &a->layers[i], 0, 0, 0, "layer is part of a cycle");
         }
     }
@@ -346,7 +375,7 @@ static int topo_order(eng_arch *a, eng_error *err)
 static void nhwc_of(const eng_shape *s, bool cf, eng_shape *o)
 {
     *o = *s;
-    if (cf && s->rank >= 2) {   /* (C, d1, …) -> (d1, …, C) */
+    if (cf && s->rank >= 2) { /* (C, d1, …) -> (d1, …, C) */
         for (int i = 1; i < s->rank; i++) o->d[i - 1] = s->d[i];
         o->d[s->rank - 1] = s->d[0];
     }
@@ -355,7 +384,7 @@ static void nhwc_of(const eng_shape *s, bool cf, eng_shape *o)
 static void cf_of(const eng_shape *s, bool cf, eng_shape *o)
 {
     *o = *s;
-    if (cf && s->rank >= 2) {   /* (d1, …, C) -> (C, d1, …) */
+    if (cf && s->rank >= 2) { /* (d1, …, C) -> (C, d1, …) */
         o->d[0] = s->d[s->rank - 1];
         for (int i = 1; i < s->rank; i++) o->d[i] = s->d[i - 1];
     }
@@ -372,7 +401,8 @@ static int infer_shapes(eng_arch *a, eng_error *err)
             eng_shape s = j < 0 ? a->in_shape : a->layers[j].out;
             if (L->kind->flags & ENG_K_SPATIAL) {
                 if (s.rank != 3) {
-                    snprintf(why, sizeof why, "expects a rank-3 input (H,W,C), got rank %d", s.rank);
+                    snprintf(why, sizeof why, "expects a rank-3 input (H,W,C), got rank %d",
+                             s.rank);
                     return layer_fail(err, L, 0, 0, 0, why);
                 }
                 nhwc_of(&s, L->cf, &ins[k]);
@@ -389,7 +419,8 @@ static int infer_shapes(eng_arch *a, eng_error *err)
         int64_t cnt = 1;
         for (int d = 0; d < L->out.rank; d++) {
             if (L->out.d[d] < 1 || L->out.d[d] > (1 << 30))
-                return layer_fail(err, L, 0, 0, 0, "inconsistent shapes: an output dimension is not positive");
+                return layer_fail(err, L, 0, 0, 0,
+                                  "inconsistent shapes: an output dimension is not positive");
             cnt *= L->out.d[d];
             if ((uint64_t)cnt > ENG_MAX_ELEMENTS)
                 return eng_arch_fail(err, ENG_ERR_LIMIT,
@@ -405,13 +436,15 @@ static int infer_shapes(eng_arch *a, eng_error *err)
             int64_t n = 1;
             for (int d = 0; d < L->w[w].rank; d++) {
                 if (L->w[w].shape[d] < 0)
-                    return layer_fail(err, L, 0, 0, 0, "inconsistent shapes: a weight dimension is negative");
+                    return layer_fail(err, L, 0, 0, 0,
+                                      "inconsistent shapes: a weight dimension is negative");
                 n *= L->w[w].shape[d];
                 if ((uint64_t)n > ENG_MAX_ELEMENTS)
                     return eng_arch_fail(err, ENG_ERR_LIMIT,
                                          json_pack("{s:s, s:s, s:s}", "layer", L->name, "reason",
                                                    "weight too large", "path", L->path),
-                                         "layer '%s': weight '%s' too large", L->name, L->w[w].name);
+                                         "layer '%s': weight '%s' too large", L->name,
+                                         L->w[w].name);
             }
             a->params += n;
             if (L->trainable && L->w[w].trainable) a->trainable_params += n;
@@ -448,8 +481,14 @@ void eng_arch_free(eng_arch *a)
     free(a);
 }
 
-const char *eng_arch_canonical(const eng_arch *a) { return a ? a->canonical : NULL; }
-const char *eng_arch_id(const eng_arch *a) { return a ? a->id : NULL; }
+const char *eng_arch_canonical(const eng_arch *a)
+{
+    return a ? a->canonical : NULL;
+}
+const char *eng_arch_id(const eng_arch *a)
+{
+    return a ? a->id : NULL;
+}
 
 static int make_id(eng_arch *a)
 {
@@ -481,12 +520,13 @@ static int parse_layer(eng_arch *a, int i, const json_t *e, const char *cfgpath,
     const char *name = eng_json_str(cfg, "name");
     if (!name) name = eng_json_str(e, "name");
     if (!json_is_object(e) || !cls || !json_is_object(cfg))
-        return layer_fail(err, NULL, name, cls, path, "layer entry needs class_name and a config object");
-    if (!name || !*name)
-        return layer_fail(err, NULL, NULL, cls, path, "layer has no name");
+        return layer_fail(err, NULL, name, cls, path,
+                          "layer entry needs class_name and a config object");
+    if (!name || !*name) return layer_fail(err, NULL, NULL, cls, path, "layer has no name");
     if (strlen(name) >= ENG_MAX_NAME)
         return eng_arch_fail(err, ENG_ERR_LIMIT,
-                             json_pack("{s:s, s:s, s:s}", "class", cls, "reason", "layer name too long", "path", path),
+                             json_pack("{s:s, s:s, s:s}", "class", cls, "reason",
+                                       "layer name too long", "path", path),
                              "layer name longer than %d bytes at %s", ENG_MAX_NAME - 1, path);
     if (find_layer(a, i, name) >= 0)
         return layer_fail(err, NULL, name, cls, path, "duplicate layer name");
@@ -537,21 +577,24 @@ eng_code eng_arch_parse(const char *json_text, size_t len, eng_arch **out, eng_e
         rc = eng_arch_fail(err, ENG_ERR_ARCH,
                            json_pack("{s:s, s:s, s:i, s:i}", "reason", jerr.text, "path", "$",
                                      "line", jerr.line, "column", jerr.column),
-                           "malformed JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+                           "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+                           jerr.text);
         goto out;
     }
     /* Accept also {"model_config": …}? No: exactly to_json(). */
     const char *top = eng_json_str(root, "class_name");
     const json_t *config = json_object_get(root, "config");
     if (!json_is_object(root) || !top) {
-        rc = layer_fail(err, NULL, NULL, NULL, "class_name", "not a Keras model config: no top-level class_name");
+        rc = layer_fail(err, NULL, NULL, NULL, "class_name",
+                        "not a Keras model config: no top-level class_name");
         goto out;
     }
     bool functional;
     if (!strcmp(top, "Sequential")) functional = false;
     else if (!strcmp(top, "Model") || !strcmp(top, "Functional")) functional = true;
     else {
-        snprintf(why, sizeof why, "top-level class '%.64s' is not Sequential, Model or Functional", top);
+        snprintf(why, sizeof why, "top-level class '%.64s' is not Sequential, Model or Functional",
+                 top);
         rc = layer_fail(err, NULL, NULL, top, "class_name", why);
         goto out;
     }
@@ -568,22 +611,32 @@ eng_code eng_arch_parse(const char *json_text, size_t len, eng_arch **out, eng_e
     }
 
     a = calloc(1, sizeof *a);
-    if (!a) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+    if (!a) {
+        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
     atomic_init(&a->refs, 1);
     a->functional = functional;
     a->nlayers = (int)json_array_size(layers);
     a->layers = calloc((size_t)a->nlayers, sizeof *a->layers);
     a->order = calloc((size_t)a->nlayers, sizeof *a->order);
-    if (!a->layers || !a->order) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+    if (!a->layers || !a->order) {
+        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
     const char *kv = eng_json_str(root, "keras_version");
-    if (kv && !(a->keras_version = strdup(kv))) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+    if (kv && !(a->keras_version = strdup(kv))) {
+        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
     a->keras_major = parse_version(kv);
     if (!a->keras_major)
         a->keras_major = has_k3_markers(root, layers) ? 3 : has_k1_markers(layers) ? 1 : 2;
 
     eng_parse_ctx pc = {.keras_major = a->keras_major};
     for (int i = 0; i < a->nlayers; i++)
-        if ((rc = parse_layer(a, i, json_array_get(layers, (size_t)i), cfgpath, &pc, err))) goto out;
+        if ((rc = parse_layer(a, i, json_array_get(layers, (size_t)i), cfgpath, &pc, err)))
+            goto out;
 
     if (functional) {
         if ((rc = wire_functional(a, layers, err))) goto out;
@@ -596,7 +649,8 @@ eng_code eng_arch_parse(const char *json_text, size_t len, eng_arch **out, eng_e
         }
         for (int i = 0; i < a->nlayers; i++)
             if ((a->layers[i].kind->flags & ENG_K_INPUT) && i != in_idx) {
-                rc = layer_fail(err, &a->layers[i], 0, 0, 0, "models with several inputs are not supported");
+                rc = layer_fail(err, &a->layers[i], 0, 0, 0,
+                                "models with several inputs are not supported");
                 goto out;
             }
         a->in_shape = a->layers[in_idx].out;
@@ -610,7 +664,8 @@ eng_code eng_arch_parse(const char *json_text, size_t len, eng_arch **out, eng_e
         eng_layer *L0 = &a->layers[0];
         for (int i = 1; i < a->nlayers; i++)
             if (a->layers[i].kind->flags & ENG_K_INPUT) {
-                rc = layer_fail(err, &a->layers[i], 0, 0, 0, "InputLayer is only allowed first in a Sequential model");
+                rc = layer_fail(err, &a->layers[i], 0, 0, 0,
+                                "InputLayer is only allowed first in a Sequential model");
                 goto out;
             }
         if (L0->kind->flags & ENG_K_INPUT) {
@@ -631,7 +686,8 @@ eng_code eng_arch_parse(const char *json_text, size_t len, eng_arch **out, eng_e
                 }
                 found = true;
             }
-            const json_t *bc = json_object_get(json_object_get(root, "build_config"), "input_shape");
+            const json_t *bc =
+                json_object_get(json_object_get(root, "build_config"), "input_shape");
             if (!found && bc && !json_is_null(bc)) {
                 if (eng_parse_shape(bc, true, &a->in_shape, why) < 0) {
                     rc = layer_fail(err, L0, 0, 0, 0, why);
@@ -641,8 +697,9 @@ eng_code eng_arch_parse(const char *json_text, size_t len, eng_arch **out, eng_e
             }
         }
         if (!found) {
-            rc = layer_fail(err, L0, 0, 0, 0,
-                            "the model's input shape is not declared (no InputLayer, batch_input_shape or build_input_shape)");
+            rc = layer_fail(
+                err, L0, 0, 0, 0,
+                "the model's input shape is not declared (no InputLayer, batch_input_shape or build_input_shape)");
             goto out;
         }
         for (int i = 0; i < a->nlayers; i++) {
@@ -657,7 +714,10 @@ eng_code eng_arch_parse(const char *json_text, size_t len, eng_arch **out, eng_e
     assign_k3_names(a);
 
     a->canonical = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!a->canonical || make_id(a) < 0) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+    if (!a->canonical || make_id(a) < 0) {
+        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
     *out = a;
     a = NULL;
 out:
@@ -686,19 +746,22 @@ json_t *eng_arch_to_json(const eng_arch *a)
             for (int d = 0; d < L->w[w].rank; d++) n *= L->w[w].shape[d];
             lp += n;
             json_array_append_new(ws, json_pack("{s:s, s:o, s:s}", "name", L->w[w].name, "shape",
-                                                shape_json(L->w[w].shape, L->w[w].rank), "dtype", "float32"));
+                                                shape_json(L->w[w].shape, L->w[w].rank), "dtype",
+                                                "float32"));
         }
-        json_array_append_new(layers, json_pack("{s:s, s:s, s:o, s:I, s:o}", "name", L->name, "class", L->cls,
-                                                "output_shape", shape_json(L->out.d, L->out.rank),
-                                                "params", (json_int_t)lp, "weights", ws));
+        json_array_append_new(layers,
+                              json_pack("{s:s, s:s, s:o, s:I, s:o}", "name", L->name, "class",
+                                        L->cls, "output_shape", shape_json(L->out.d, L->out.rank),
+                                        "params", (json_int_t)lp, "weights", ws));
     }
-    json_t *j = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:o}", "framework", "keras",
-                          "input_shape", shape_json(a->in_shape.d, a->in_shape.rank),
-                          "output_shape", shape_json(a->layers[a->output].out.d, a->layers[a->output].out.rank),
-                          "params", (json_int_t)a->params, "trainable_params", (json_int_t)a->trainable_params,
-                          "non_trainable_params", (json_int_t)(a->params - a->trainable_params),
-                          "layers", layers);
-    if (j && a->keras_version) json_object_set_new(j, "keras_version", json_string(a->keras_version));
+    json_t *j = json_pack(
+        "{s:s, s:o, s:o, s:I, s:I, s:I, s:o}", "framework", "keras", "input_shape",
+        shape_json(a->in_shape.d, a->in_shape.rank), "output_shape",
+        shape_json(a->layers[a->output].out.d, a->layers[a->output].out.rank), "params",
+        (json_int_t)a->params, "trainable_params", (json_int_t)a->trainable_params,
+        "non_trainable_params", (json_int_t)(a->params - a->trainable_params), "layers", layers);
+    if (j && a->keras_version)
+        json_object_set_new(j, "keras_version", json_string(a->keras_version));
     if (j) json_object_set_new(j, "keras_major", json_integer(a->keras_major));
     return j;
 }

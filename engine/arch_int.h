@@ -25,17 +25,28 @@ typedef struct eng_shape {
 
 /* Activations (Keras names in eng_act_parse). */
 enum eng_act {
-    ENG_ACT_LINEAR = 0, ENG_ACT_RELU, ENG_ACT_RELU6, ENG_ACT_SIGMOID,
-    ENG_ACT_HARD_SIGMOID_K2,   /* clip(0.2x + 0.5, 0, 1): Keras 1/2, tf.keras */
-    ENG_ACT_HARD_SIGMOID_K3,   /* clip(x/6 + 0.5, 0, 1): Keras 3 */
-    ENG_ACT_TANH, ENG_ACT_SOFTMAX, ENG_ACT_ELU, ENG_ACT_SELU, ENG_ACT_SOFTPLUS,
-    ENG_ACT_SOFTSIGN, ENG_ACT_SWISH, ENG_ACT_GELU, ENG_ACT_EXPONENTIAL, ENG_ACT_MISH
+    ENG_ACT_LINEAR = 0,
+    ENG_ACT_RELU,
+    ENG_ACT_RELU6,
+    ENG_ACT_SIGMOID,
+    ENG_ACT_HARD_SIGMOID_K2, /* clip(0.2x + 0.5, 0, 1): Keras 1/2, tf.keras */
+    ENG_ACT_HARD_SIGMOID_K3, /* clip(x/6 + 0.5, 0, 1): Keras 3 */
+    ENG_ACT_TANH,
+    ENG_ACT_SOFTMAX,
+    ENG_ACT_ELU,
+    ENG_ACT_SELU,
+    ENG_ACT_SOFTPLUS,
+    ENG_ACT_SOFTSIGN,
+    ENG_ACT_SWISH,
+    ENG_ACT_GELU,
+    ENG_ACT_EXPONENTIAL,
+    ENG_ACT_MISH
 };
 
-#define ENG_MAX_INPUTS  64    /* merge layers: inputs of one Add/Concatenate */
+#define ENG_MAX_INPUTS 64 /* merge layers: inputs of one Add/Concatenate */
 
 typedef struct eng_wspec {
-    char name[24];            /* Keras 2 weight name: "kernel", "bias", ... */
+    char name[24]; /* Keras 2 weight name: "kernel", "bias", ... */
     int rank;
     int64_t shape[4];
     bool trainable;
@@ -45,7 +56,7 @@ typedef struct eng_wspec {
 typedef struct eng_lparams {
     int filters, kh, kw, sh, sw, dh, dw, dm, groups;
     bool same, use_bias;
-    int act;                  /* enum eng_act applied after the layer */
+    int act; /* enum eng_act applied after the layer */
     /* ReLU / LeakyReLU / ELU layers */
     float alpha, max_value, threshold;
     bool has_max;
@@ -60,45 +71,45 @@ typedef struct eng_lparams {
     int axis;
     float eps;
     bool center, scale;
-    bool bn_k1;               /* Keras 1: gamma, beta, running_mean, running_std */
+    bool bn_k1; /* Keras 1: gamma, beta, running_mean, running_std */
     bool keepdims;
-    int merge_op;             /* layer_merge.c */
-    int target_rank;          /* Reshape */
+    int merge_op;    /* layer_merge.c */
+    int target_rank; /* Reshape */
     int64_t target[ENG_MAX_RANK];
-    float rs_scale, rs_offset;/* Rescaling */
-    bool flatten_cf;          /* Flatten(data_format='channels_first') */
+    float rs_scale, rs_offset; /* Rescaling */
+    bool flatten_cf;           /* Flatten(data_format='channels_first') */
 } eng_lparams;
 
 struct eng_layer_kind;
 
 typedef struct eng_layer {
     char *name;
-    char *cls;                /* class_name as written in the config */
+    char *cls; /* class_name as written in the config */
     const struct eng_layer_kind *kind;
-    char path[48];            /* "config.layers[3]" */
+    char path[48];                  /* "config.layers[3]" */
     char k3name[ENG_MAX_NAME + 16]; /* Keras 3 weight-group name ("conv2d_1"), or "" */
     int nin;
-    int in[ENG_MAX_INPUTS];   /* producing layer indexes; -1 = the model input */
-    eng_shape ish;            /* first input's shape (logical) */
-    eng_shape out;            /* output shape (logical, no batch dim) */
+    int in[ENG_MAX_INPUTS]; /* producing layer indexes; -1 = the model input */
+    eng_shape ish;          /* first input's shape (logical) */
+    eng_shape out;          /* output shape (logical, no batch dim) */
     int nw;
     eng_wspec w[ENG_MAX_WEIGHTS];
     bool trainable;
-    bool cf;                  /* channels_first (data_format / dim_ordering 'th') */
+    bool cf; /* channels_first (data_format / dim_ordering 'th') */
     eng_lparams p;
 } eng_layer;
 
 struct eng_arch {
-    atomic_int refs;          /* eng_model_load holds a reference */
+    atomic_int refs; /* eng_model_load holds a reference */
     char *canonical;
     char id[80];
-    char *keras_version;      /* top-level keras_version or NULL */
-    int keras_major;          /* 1, 2 or 3 (3: Keras 3 markers, no version) */
+    char *keras_version; /* top-level keras_version or NULL */
+    int keras_major;     /* 1, 2 or 3 (3: Keras 3 markers, no version) */
     bool functional;
     int nlayers;
     eng_layer *layers;
-    int *order;               /* execution order (topological) */
-    int output;               /* index of the output layer */
+    int *order; /* execution order (topological) */
+    int output; /* index of the output layer */
     eng_shape in_shape;
     int64_t params, trainable_params;
 };
@@ -121,22 +132,22 @@ int eng_json_activation(const json_t *cfg, int keras_major, const char **bad);
 
 typedef struct eng_mlayer {
     const eng_layer *L;
-    float *w[ENG_MAX_WEIGHTS];  /* weights in Keras 2 layout (converted), owned */
-    float *aux[2];              /* kind-prepared data (BN scale/shift), owned */
-    size_t off;                 /* output offset per sample (floats) in the arena */
-    size_t size;                /* output elements per sample */
-    int alias;                  /* >=-1: output is this input's buffer (identity) */
+    float *w[ENG_MAX_WEIGHTS]; /* weights in Keras 2 layout (converted), owned */
+    float *aux[2];             /* kind-prepared data (BN scale/shift), owned */
+    size_t off;                /* output offset per sample (floats) in the arena */
+    size_t size;               /* output elements per sample */
+    int alias;                 /* >=-1: output is this input's buffer (identity) */
     bool aliased;
 } eng_mlayer;
 
 struct eng_model {
-    eng_arch *arch;             /* holds a reference */
+    eng_arch *arch; /* holds a reference */
     eng_mlayer *ml;
     size_t in_size, out_size;
-    size_t in_off;              /* model input offset per sample */
-    size_t arena;               /* floats per sample for all outputs */
-    size_t scratch_fixed;       /* floats of scratch independent of batch */
-    size_t scratch_per_sample;  /* floats of scratch per sample */
+    size_t in_off;             /* model input offset per sample */
+    size_t arena;              /* floats per sample for all outputs */
+    size_t scratch_fixed;      /* floats of scratch independent of batch */
+    size_t scratch_per_sample; /* floats of scratch per sample */
 };
 
 /* One forward step's view, always NHWC for spatial kinds. */
@@ -146,11 +157,11 @@ typedef struct eng_fwd {
     int nin;
     const float *in[ENG_MAX_INPUTS];
     const eng_shape *ish[ENG_MAX_INPUTS];
-    eng_shape in0;              /* NHWC form of the first input */
-    eng_shape outs;             /* NHWC form of the output */
+    eng_shape in0;  /* NHWC form of the first input */
+    eng_shape outs; /* NHWC form of the output */
     float *out;
     size_t batch;
-    float *scratch;             /* kind scratch, kind->scratch() floats */
+    float *scratch; /* kind scratch, kind->scratch() floats */
 } eng_fwd;
 
 /* Elementwise activation; softmax over rows of length `row`. */
@@ -158,8 +169,8 @@ void eng_act_apply(float *x, size_t n, size_t row, int act);
 
 /* Build a model, collecting weight problems into `problems` (may be NULL:
  * then the first problem is an error). validate.c passes an array. */
-eng_code eng_model_build(const eng_arch *a, const eng_summary *s, int fd,
-                         json_t *problems, eng_model **out, eng_error *err);
+eng_code eng_model_build(const eng_arch *a, const eng_summary *s, int fd, json_t *problems,
+                         eng_model **out, eng_error *err);
 
 /* The file layer holding L's weights (legacy: by name; Keras 3: by k3name), or NULL. */
 const eng_wlayer *eng_map_layer(const eng_layer *L, const eng_summary *s);

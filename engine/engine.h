@@ -26,13 +26,13 @@
 
 typedef enum eng_code {
     ENG_OK = 0,
-    ENG_ERR_ARCH = 1,        /* invalid or unsupported architecture (422 invalid_architecture) */
-    ENG_ERR_WEIGHTS = 2,     /* weights do not fit / not finite (422 invalid_weights) */
-    ENG_ERR_FORMAT = 3,      /* not HDF5, not a Keras layout, refused construct (422 invalid_weights) */
-    ENG_ERR_INPUT = 4,       /* bad predict input (400) */
+    ENG_ERR_ARCH = 1,    /* invalid or unsupported architecture (422 invalid_architecture) */
+    ENG_ERR_WEIGHTS = 2, /* weights do not fit / not finite (422 invalid_weights) */
+    ENG_ERR_FORMAT = 3,  /* not HDF5, not a Keras layout, refused construct (422 invalid_weights) */
+    ENG_ERR_INPUT = 4,   /* bad predict input (400) */
     ENG_ERR_IO = 5,
     ENG_ERR_NOMEM = 6,
-    ENG_ERR_LIMIT = 7,       /* a bound in ENG_MAX_* exceeded (422) */
+    ENG_ERR_LIMIT = 7, /* a bound in ENG_MAX_* exceeded (422) */
     ENG_ERR_INTERNAL = 8
 } eng_code;
 
@@ -46,34 +46,40 @@ typedef struct eng_error {
 } eng_error;
 
 const char *eng_strerror(eng_code code);
-void eng_error_release(eng_error *err);   /* err may be NULL */
+void eng_error_release(eng_error *err); /* err may be NULL */
 
 /* Bounds on untrusted input; each with its reason. */
-#define ENG_MAX_RANK      8            /* Keras CNN tensors have rank <= 5 */
-#define ENG_MAX_LAYERS    4096         /* far above any Keras CNN */
-#define ENG_MAX_TENSORS   16384
-#define ENG_MAX_NAME      256          /* layer / weight names */
-#define ENG_MAX_ELEMENTS  (1ULL << 32) /* per tensor: 16 GiB of float32 */
-#define ENG_MAX_WEIGHTS   4            /* weights of one supported layer kind: at most 4
+#define ENG_MAX_RANK     8    /* Keras CNN tensors have rank <= 5 */
+#define ENG_MAX_LAYERS   4096 /* far above any Keras CNN */
+#define ENG_MAX_TENSORS  16384
+#define ENG_MAX_NAME     256          /* layer / weight names */
+#define ENG_MAX_ELEMENTS (1ULL << 32) /* per tensor: 16 GiB of float32 */
+#define ENG_MAX_WEIGHTS \
+    4 /* weights of one supported layer kind: at most 4
                                         * (SeparableConv2D, BatchNormalization) */
 
 /* Room for a digest as text, "sha256:<64 hex>" and its NUL. */
 #define ENG_DIGEST_LEN (7 + 64 + 1)
 
 typedef enum eng_dtype {
-    ENG_DT_F32 = 0, ENG_DT_F64, ENG_DT_F16, ENG_DT_I64, ENG_DT_I32, ENG_DT_OTHER
+    ENG_DT_F32 = 0,
+    ENG_DT_F64,
+    ENG_DT_F16,
+    ENG_DT_I64,
+    ENG_DT_I32,
+    ENG_DT_OTHER
 } eng_dtype;
-const char *eng_dtype_name(eng_dtype dt);   /* "float32", "float64", ... */
+const char *eng_dtype_name(eng_dtype dt); /* "float32", "float64", ... */
 
 /* ---- architectures ------------------------------------------------------ */
 
-typedef struct eng_arch eng_arch;   /* opaque, immutable after parse */
+typedef struct eng_arch eng_arch; /* opaque, immutable after parse */
 
 /* Parse model.to_json() text (Keras 1.x, 2.x, tf.keras, 3.x; Sequential or
  * Functional), infer every layer's output shape and weight specs.
  * ENG_ERR_ARCH names the layer and reason in err->details. */
 eng_code eng_arch_parse(const char *json_text, size_t len, eng_arch **out, eng_error *err);
-void eng_arch_free(eng_arch *a);   /* NULL ok */
+void eng_arch_free(eng_arch *a); /* NULL ok */
 
 /* Canonical config text (sorted keys, compact) whose sha256 is the id;
  * borrowed. */
@@ -88,32 +94,33 @@ json_t *eng_arch_to_json(const eng_arch *a);
 /* ---- weight files ------------------------------------------------------- */
 
 typedef enum eng_format {
-    ENG_FMT_KERAS2_WEIGHTS = 0,   /* save_weights: root layer_names (Keras 1/2/tf.keras) */
-    ENG_FMT_KERAS2_MODEL,         /* model.save('x.h5'): model_weights group */
-    ENG_FMT_KERAS3_WEIGHTS,       /* Keras 3 .weights.h5: layers/<name>/vars/N */
-    ENG_FMT_KERAS3_ARCHIVE        /* Keras 3 .keras zip holding model.weights.h5 */
+    ENG_FMT_KERAS2_WEIGHTS = 0, /* save_weights: root layer_names (Keras 1/2/tf.keras) */
+    ENG_FMT_KERAS2_MODEL,       /* model.save('x.h5'): model_weights group */
+    ENG_FMT_KERAS3_WEIGHTS,     /* Keras 3 .weights.h5: layers/<name>/vars/N */
+    ENG_FMT_KERAS3_ARCHIVE      /* Keras 3 .keras zip holding model.weights.h5 */
 } eng_format;
-const char *eng_format_name(eng_format f);  /* "keras2-weights", "keras2-model", "keras3-weights", "keras3-archive" */
+const char *eng_format_name(
+    eng_format f); /* "keras2-weights", "keras2-model", "keras3-weights", "keras3-archive" */
 
 /* One dataset of a layer. */
 typedef struct eng_tensor {
-    char *name;          /* Keras weight name as the file says it: "conv2d_1/kernel:0",
+    char *name; /* Keras weight name as the file says it: "conv2d_1/kernel:0",
                           * "dense_1_W", or the var index "0" for Keras 3 */
-    char *path;          /* HDF5 path of the dataset inside the HDF5 file */
+    char *path; /* HDF5 path of the dataset inside the HDF5 file */
     int rank;
     int64_t shape[ENG_MAX_RANK];
     eng_dtype dtype;
-    uint64_t offset;     /* absolute file offset of the contiguous raw data
+    uint64_t offset; /* absolute file offset of the contiguous raw data
                           * (archive member offset already added), or
                           * ENG_NO_OFFSET when not contiguous (then unreadable) */
-    uint64_t nbytes;     /* raw size in the file */
+    uint64_t nbytes; /* raw size in the file */
 } eng_tensor;
 #define ENG_NO_OFFSET UINT64_MAX
 
 typedef struct eng_wlayer {
-    char *name;          /* legacy: the layer_names entry; Keras 3: the group path
+    char *name;      /* legacy: the layer_names entry; Keras 3: the group path
                           * below layers/ ("dense_1", "sequential/layers/random_flip") */
-    char *attr_name;     /* Keras 3.6+ vars@name attribute, or NULL */
+    char *attr_name; /* Keras 3.6+ vars@name attribute, or NULL */
     size_t ntensors;
     eng_tensor *tensors; /* legacy: weight_names order; Keras 3: numeric var order */
 } eng_wlayer;
@@ -122,15 +129,15 @@ typedef struct eng_wlayer {
  * libhdf5. Safe to produce in a sandboxed child and send back as JSON. */
 typedef struct eng_summary {
     eng_format format;
-    char *keras_version;     /* or NULL */
-    char *backend;           /* or NULL */
-    char *model_config;      /* JSON text embedded in the file (model_config attr or
+    char *keras_version; /* or NULL */
+    char *backend;       /* or NULL */
+    char *model_config;  /* JSON text embedded in the file (model_config attr or
                               * the archive's config.json), or NULL */
     uint64_t file_size;
-    uint64_t hdf5_offset;    /* where the HDF5 image starts (0, or inside a zip) */
+    uint64_t hdf5_offset; /* where the HDF5 image starts (0, or inside a zip) */
     uint64_t hdf5_size;
     size_t nlayers;
-    eng_wlayer *layers;      /* legacy: layer_names order; Keras 3: HDF5 order */
+    eng_wlayer *layers; /* legacy: layer_names order; Keras 3: HDF5 order */
 } eng_summary;
 
 /* Read the file's structure with libhdf5. Refuses external links, external
@@ -138,7 +145,7 @@ typedef struct eng_summary {
  * (ENG_ERR_FORMAT with a reason). Reads no tensor data beyond what the
  * structure needs. */
 eng_code eng_summary_read(const char *path, eng_summary **out, eng_error *err);
-void eng_summary_free(eng_summary *s);      /* NULL ok */
+void eng_summary_free(eng_summary *s); /* NULL ok */
 /* Lossless JSON form (for the sandbox pipe) and back. from_json re-checks
  * every bound (rank, counts, offset + nbytes within file_size). */
 json_t *eng_summary_to_json(const eng_summary *s);
@@ -168,25 +175,25 @@ eng_code eng_summary_layer_digests(int fd, const eng_summary *s, const unsigned 
  * contract's "layers" array, named as the architecture names them.
  * ENG_ERR_WEIGHTS: err->details = {"problems":[{"layer","weight","expected","found"} |
  * {"layer","problem":"missing"|"unexpected"|"nan"|"dtype"}…]} listing every problem. */
-eng_code eng_validate(const eng_arch *a, const eng_summary *s, int fd,
-                      json_t **report, json_t **layers, eng_error *err);
+eng_code eng_validate(const eng_arch *a, const eng_summary *s, int fd, json_t **report,
+                      json_t **layers, eng_error *err);
 
 /* ---- forward pass ------------------------------------------------------- */
 
-typedef struct eng_model eng_model;          /* arch + weights, immutable */
-typedef struct eng_workspace eng_workspace;  /* per caller, reused across calls */
+typedef struct eng_model eng_model;         /* arch + weights, immutable */
+typedef struct eng_workspace eng_workspace; /* per caller, reused across calls */
 
-eng_code eng_model_load(const eng_arch *a, const eng_summary *s, int fd,
-                        eng_model **out, eng_error *err);
-void eng_model_free(eng_model *m);           /* NULL ok */
+eng_code eng_model_load(const eng_arch *a, const eng_summary *s, int fd, eng_model **out,
+                        eng_error *err);
+void eng_model_free(eng_model *m); /* NULL ok */
 /* Elements of one input (H*W*C) and one output. */
 size_t eng_model_input_size(const eng_model *m);
 size_t eng_model_output_size(const eng_model *m);
 eng_workspace *eng_workspace_new(void);
-void eng_workspace_free(eng_workspace *ws);  /* NULL ok */
+void eng_workspace_free(eng_workspace *ws); /* NULL ok */
 /* in: batch * input_size floats, channels last; out: batch * output_size. */
-eng_code eng_model_predict(const eng_model *m, eng_workspace *ws, const float *in,
-                           size_t batch, float *out, eng_error *err);
+eng_code eng_model_predict(const eng_model *m, eng_workspace *ws, const float *in, size_t batch,
+                           float *out, eng_error *err);
 
 /* ---- matching, views and selections (transfer.c) ------------------------ */
 
@@ -196,54 +203,55 @@ eng_code eng_model_predict(const eng_model *m, eng_workspace *ws, const float *i
  * class-derived group name), then weight count, each weight's stored shape
  * (Keras 1 'th' kernels transposed) and dtype (float16/32/64) are compared. */
 typedef enum eng_fit_status {
-    ENG_FIT_MATCH = 0,    /* every weight fits */
-    ENG_FIT_MISSING,      /* the architecture layer has weights, the file has no such layer */
-    ENG_FIT_COUNT,        /* the file layer holds another number of weights */
-    ENG_FIT_MISMATCH,     /* some weight's shape (bad_shape) or dtype (bad_dtype) does not fit */
-    ENG_FIT_WEIGHTLESS    /* no weights expected and none found */
+    ENG_FIT_MATCH = 0, /* every weight fits */
+    ENG_FIT_MISSING,   /* the architecture layer has weights, the file has no such layer */
+    ENG_FIT_COUNT,     /* the file layer holds another number of weights */
+    ENG_FIT_MISMATCH,  /* some weight's shape (bad_shape) or dtype (bad_dtype) does not fit */
+    ENG_FIT_WEIGHTLESS /* no weights expected and none found */
 } eng_fit_status;
 
 typedef struct eng_fit {
-    const char *name, *cls;         /* the architecture layer (borrowed from the arch) */
-    const char *file_name;          /* the name the rule looks for in the file (borrowed) */
-    const eng_wlayer *file;         /* the file layer, or NULL (borrowed from the summary) */
+    const char *name, *cls; /* the architecture layer (borrowed from the arch) */
+    const char *file_name;  /* the name the rule looks for in the file (borrowed) */
+    const eng_wlayer *file; /* the file layer, or NULL (borrowed from the summary) */
     eng_fit_status status;
-    int nweights;                   /* weights the architecture expects */
-    const char *wname[ENG_MAX_WEIGHTS];              /* "kernel", "bias", … */
+    int nweights;                       /* weights the architecture expects */
+    const char *wname[ENG_MAX_WEIGHTS]; /* "kernel", "bias", … */
     int rank[ENG_MAX_WEIGHTS];
     int64_t expected[ENG_MAX_WEIGHTS][ENG_MAX_RANK]; /* expected STORED shape */
-    unsigned bad_shape, bad_dtype;  /* bit w set: weight w does not fit */
+    unsigned bad_shape, bad_dtype;                   /* bit w set: weight w does not fit */
 } eng_fit;
 
 /* One eng_fit per architecture layer, in the architecture's layer order.
  * *out is NEW (free()); it borrows from a and s. */
-eng_code eng_fit_layers(const eng_arch *a, const eng_summary *s, eng_fit **out, size_t *n, eng_error *err);
+eng_code eng_fit_layers(const eng_arch *a, const eng_summary *s, eng_fit **out, size_t *n,
+                        eng_error *err);
 
-struct eng_layer;   /* an architecture layer; its body is engine-private */
+struct eng_layer; /* an architecture layer; its body is engine-private */
 /* A version's layers as the API names them ("the view"): with an
  * architecture, its layers in model order, each on the file layer the
  * matching rule finds (weightless layers the file lacks are kept, file = NULL),
  * then the file layers no architecture layer claims; without one, the file's
  * layers in file order. */
 typedef struct eng_vlayer {
-    const char *name;               /* the architecture's layer name, else the file's */
-    const char *cls;                /* architecture class, or NULL */
-    const char *k3name;             /* Keras 3 group name by Keras' class-derived naming, or NULL */
-    const eng_wlayer *file;         /* or NULL */
-    const struct eng_layer *L;      /* architecture layer or NULL (engine-private) */
+    const char *name;          /* the architecture's layer name, else the file's */
+    const char *cls;           /* architecture class, or NULL */
+    const char *k3name;        /* Keras 3 group name by Keras' class-derived naming, or NULL */
+    const eng_wlayer *file;    /* or NULL */
+    const struct eng_layer *L; /* architecture layer or NULL (engine-private) */
     int nwnames;
-    const char *wname[ENG_MAX_WEIGHTS];  /* architecture weight names ("kernel") */
+    const char *wname[ENG_MAX_WEIGHTS]; /* architecture weight names ("kernel") */
 } eng_vlayer;
 
 typedef struct eng_view {
     size_t n;
     eng_vlayer *layers;
-    char *model_name;               /* the architecture config's "name", or NULL */
+    char *model_name; /* the architecture config's "name", or NULL */
 } eng_view;
 
 /* *out NEW (eng_view_free); borrows from a (NULL ok) and s. */
 eng_code eng_view_build(const eng_arch *a, const eng_summary *s, eng_view **out, eng_error *err);
-void eng_view_free(eng_view *v);   /* NULL ok */
+void eng_view_free(eng_view *v); /* NULL ok */
 
 /* The selection of a derived download, as a mask over the view (chosen[i]).
  * layers / exclude: comma-separated view names or NULL; target (?for=) or
@@ -251,8 +259,8 @@ void eng_view_free(eng_view *v);   /* NULL ok */
  * Start set: target's matches if given, else every view layer that is in the
  * file; then ?layers= intersects, ?exclude= removes. ENG_ERR_INPUT for an
  * unknown name: err->details = {"unknown":[…],"valid":[…]}. */
-eng_code eng_select(const eng_view *v, const eng_summary *s, const char *layers, const char *exclude,
-                    const eng_arch *target, bool *chosen, eng_error *err);
+eng_code eng_select(const eng_view *v, const eng_summary *s, const char *layers,
+                    const char *exclude, const eng_arch *target, bool *chosen, eng_error *err);
 
 /* GET …/compatibility: {"layers":[{"name","status":"match"|"shape_mismatch"|"missing",
  * +"weight","expected","found" for shape_mismatch}…],"unused":[…]}: one entry
@@ -269,10 +277,14 @@ typedef struct eng_wstats {
 } eng_wstats;
 /* Read a file layer once with pread: "sha256:<hex>" of its raw tensor bytes
  * into digest (empty when it has no tensors) and stats[ntensors]. */
-eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[ENG_DIGEST_LEN], eng_wstats *stats,
-                        eng_error *err);
+eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[ENG_DIGEST_LEN],
+                        eng_wstats *stats, eng_error *err);
 
-typedef enum eng_diff_status { ENG_DIFF_IDENTICAL = 0, ENG_DIFF_CHANGED, ENG_DIFF_SHAPE } eng_diff_status;
+typedef enum eng_diff_status {
+    ENG_DIFF_IDENTICAL = 0,
+    ENG_DIFF_CHANGED,
+    ENG_DIFF_SHAPE
+} eng_diff_status;
 /* Compare two file layers value by value (as float32): SHAPE when the
  * tensor counts or shapes differ; IDENTICAL when every value is equal;
  * else CHANGED with l2 = ||b-a||, norm_a = ||a|| and max_abs = max|b-a|
@@ -285,22 +297,22 @@ eng_code eng_layer_diff(int fd_a, const eng_wlayer *a, int fd_b, const eng_wlaye
 
 /* What a derived weight file holds. The spec owns its strings. */
 typedef struct eng_out_layer {
-    char *name;          /* keras2: layer_names entry = its group; keras3: the vars
+    char *name;            /* keras2: layer_names entry = its group; keras3: the vars
                           * group's path ("layers/conv2d/vars") */
-    char *vars_name;     /* keras3: vars@name attribute, or NULL */
-    const eng_wlayer *src;   /* tensors to copy (borrowed), or NULL: no weights */
-    char **dnames;       /* src->ntensors dataset names relative to the group:
+    char *vars_name;       /* keras3: vars@name attribute, or NULL */
+    const eng_wlayer *src; /* tensors to copy (borrowed), or NULL: no weights */
+    char **dnames;         /* src->ntensors dataset names relative to the group:
                           * keras2 the weight_names entries, keras3 "0", "1", … */
 } eng_out_layer;
 
 typedef struct eng_out_spec {
-    bool keras3;         /* false: legacy save_weights layout; true: Keras 3 .weights.h5 */
-    char *keras_version, *backend;   /* keras2 root attributes, NULL = not written */
-    char *model_name;    /* keras3 root vars@name, NULL = not written */
+    bool keras3; /* false: legacy save_weights layout; true: Keras 3 .weights.h5 */
+    char *keras_version, *backend; /* keras2 root attributes, NULL = not written */
+    char *model_name;              /* keras3 root vars@name, NULL = not written */
     size_t nlayers;
     eng_out_layer *layers;
 } eng_out_spec;
-void eng_out_spec_release(eng_out_spec *spec);   /* NULL ok; frees what it owns */
+void eng_out_spec_release(eng_out_spec *spec); /* NULL ok; frees what it owns */
 
 /* Build the output spec for the chosen view layers in `keras3` or legacy
  * layout. Converting between layouts needs the architecture (k3name /
@@ -326,16 +338,17 @@ eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *ch
  *   the derived file's size.
  * eng_write_layout's *out is NEW (eng_copy_plan_free). */
 typedef struct eng_copy_plan eng_copy_plan;
-eng_code eng_write_layout(const eng_out_spec *spec, const char *path, eng_copy_plan **out, eng_error *err);
-eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan, char etag[ENG_DIGEST_LEN],
-                        eng_error *err);
-void eng_copy_plan_free(eng_copy_plan *p);   /* NULL ok */
-uint64_t eng_copy_plan_bytes(const eng_copy_plan *p);   /* tensor bytes to copy */
+eng_code eng_write_layout(const eng_out_spec *spec, const char *path, eng_copy_plan **out,
+                          eng_error *err);
+eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan,
+                        char etag[ENG_DIGEST_LEN], eng_error *err);
+void eng_copy_plan_free(eng_copy_plan *p);            /* NULL ok */
+uint64_t eng_copy_plan_bytes(const eng_copy_plan *p); /* tensor bytes to copy */
 
 typedef enum eng_piece_source { ENG_PIECE_SKELETON = 0, ENG_PIECE_SOURCE = 1 } eng_piece_source;
 typedef struct eng_piece {
     eng_piece_source source;
-    uint64_t off, len;   /* len > 0; off into the skeleton or the source */
+    uint64_t off, len; /* len > 0; off into the skeleton or the source */
 } eng_piece;
 eng_code eng_write_skeleton(int fd, const eng_copy_plan *plan, eng_piece **pieces, size_t *n,
                             uint64_t *total, eng_error *err);
@@ -344,7 +357,7 @@ eng_code eng_write_skeleton(int fd, const eng_copy_plan *plan, eng_piece **piece
  * hdf5-X.Y.Z" (the writer's output version and the libhdf5 that lays the
  * file out). Borrowed, constant for the process. A derived file's identity
  * (cache key, ETag) must include it. */
-#define ENG_WRITE_VERSION "strata-derived/1"   /* bump when write.c's output changes */
+#define ENG_WRITE_VERSION "strata-derived/1" /* bump when write.c's output changes */
 const char *eng_write_id(void);
 
 #endif

@@ -30,7 +30,7 @@
 
 struct eng_workspace {
     float *buf;
-    size_t cap;   /* floats */
+    size_t cap; /* floats */
 };
 
 /* ---- activations ------------------------------------------------------------- */
@@ -40,30 +40,54 @@ void eng_act_apply(float *x, size_t n, size_t row, int act)
     size_t i;
     switch (act) {
     case ENG_ACT_LINEAR: return;
-    case ENG_ACT_RELU: for (i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0; return;
-    case ENG_ACT_RELU6: for (i = 0; i < n; i++) x[i] = x[i] > 6 ? 6 : (x[i] > 0 ? x[i] : 0); return;
-    case ENG_ACT_SIGMOID: for (i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i])); return;
+    case ENG_ACT_RELU:
+        for (i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
+        return;
+    case ENG_ACT_RELU6:
+        for (i = 0; i < n; i++) x[i] = x[i] > 6 ? 6 : (x[i] > 0 ? x[i] : 0);
+        return;
+    case ENG_ACT_SIGMOID:
+        for (i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
+        return;
     case ENG_ACT_HARD_SIGMOID_K2:
-        for (i = 0; i < n; i++) { float v = 0.2f * x[i] + 0.5f; x[i] = v < 0 ? 0 : (v > 1 ? 1 : v); }
+        for (i = 0; i < n; i++) {
+            float v = 0.2f * x[i] + 0.5f;
+            x[i] = v < 0 ? 0 : (v > 1 ? 1 : v);
+        }
         return;
     case ENG_ACT_HARD_SIGMOID_K3:
-        for (i = 0; i < n; i++) { float v = x[i] / 6.0f + 0.5f; x[i] = v < 0 ? 0 : (v > 1 ? 1 : v); }
+        for (i = 0; i < n; i++) {
+            float v = x[i] / 6.0f + 0.5f;
+            x[i] = v < 0 ? 0 : (v > 1 ? 1 : v);
+        }
         return;
-    case ENG_ACT_TANH: for (i = 0; i < n; i++) x[i] = tanhf(x[i]); return;
-    case ENG_ACT_ELU: for (i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : expm1f(x[i]); return;
+    case ENG_ACT_TANH:
+        for (i = 0; i < n; i++) x[i] = tanhf(x[i]);
+        return;
+    case ENG_ACT_ELU:
+        for (i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : expm1f(x[i]);
+        return;
     case ENG_ACT_SELU:
         for (i = 0; i < n; i++)
-            x[i] = (float)(1.0507009873554805 * (x[i] > 0 ? x[i] : 1.6732632423543772 * expm1(x[i])));
+            x[i] =
+                (float)(1.0507009873554805 * (x[i] > 0 ? x[i] : 1.6732632423543772 * expm1(x[i])));
         return;
     case ENG_ACT_SOFTPLUS:
         for (i = 0; i < n; i++) x[i] = (float)(log1p(exp(-fabs(x[i]))) + (x[i] > 0 ? x[i] : 0));
         return;
-    case ENG_ACT_SOFTSIGN: for (i = 0; i < n; i++) x[i] = x[i] / (1.0f + fabsf(x[i])); return;
-    case ENG_ACT_SWISH: for (i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i])); return;
-    case ENG_ACT_GELU:
-        for (i = 0; i < n; i++) x[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] * 0.70710678118654752)));
+    case ENG_ACT_SOFTSIGN:
+        for (i = 0; i < n; i++) x[i] = x[i] / (1.0f + fabsf(x[i]));
         return;
-    case ENG_ACT_EXPONENTIAL: for (i = 0; i < n; i++) x[i] = expf(x[i]); return;
+    case ENG_ACT_SWISH:
+        for (i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+        return;
+    case ENG_ACT_GELU:
+        for (i = 0; i < n; i++)
+            x[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] * 0.70710678118654752)));
+        return;
+    case ENG_ACT_EXPONENTIAL:
+        for (i = 0; i < n; i++) x[i] = expf(x[i]);
+        return;
     case ENG_ACT_MISH:
         for (i = 0; i < n; i++) {
             double sp = log1p(exp(-fabs(x[i]))) + (x[i] > 0 ? x[i] : 0);
@@ -74,9 +98,13 @@ void eng_act_apply(float *x, size_t n, size_t row, int act)
         if (row == 0) return;
         for (size_t r = 0; r + row <= n; r += row) {
             float *v = x + r, mx = v[0];
-            for (i = 1; i < row; i++) if (v[i] > mx) mx = v[i];
+            for (i = 1; i < row; i++)
+                if (v[i] > mx) mx = v[i];
             double sum = 0;
-            for (i = 0; i < row; i++) { v[i] = expf(v[i] - mx); sum += v[i]; }
+            for (i = 0; i < row; i++) {
+                v[i] = expf(v[i] - mx);
+                sum += v[i];
+            }
             for (i = 0; i < row; i++) v[i] = (float)(v[i] / sum);
         }
         return;
@@ -114,9 +142,11 @@ static void expected_shape(const eng_layer *L, int w, bool th, int64_t *d, int *
 {
     *rank = L->w[w].rank;
     memcpy(d, L->w[w].shape, sizeof L->w[w].shape);
-    if (th && w == 0) {   /* (kh,kw,in,out) stored as (out,in,kh,kw) */
-        d[0] = L->w[0].shape[3]; d[1] = L->w[0].shape[2];
-        d[2] = L->w[0].shape[0]; d[3] = L->w[0].shape[1];
+    if (th && w == 0) { /* (kh,kw,in,out) stored as (out,in,kh,kw) */
+        d[0] = L->w[0].shape[3];
+        d[1] = L->w[0].shape[2];
+        d[2] = L->w[0].shape[0];
+        d[3] = L->w[0].shape[1];
     }
 }
 
@@ -160,9 +190,11 @@ static eng_code load_layer(const eng_layer *L, const eng_summary *s, int fd, eng
     }
     if (wl->ntensors != (size_t)L->nw) {
         *bad = true;
-        return add_problem(problems, json_pack("{s:s, s:s, s:i, s:I}", "layer", L->name, "problem", "weight_count",
-                                               "expected", L->nw, "found", (json_int_t)wl->ntensors))
-                   ? ENG_ERR_NOMEM : ENG_OK;
+        return add_problem(problems, json_pack("{s:s, s:s, s:i, s:I}", "layer", L->name, "problem",
+                                               "weight_count", "expected", L->nw, "found",
+                                               (json_int_t)wl->ntensors))
+                   ? ENG_ERR_NOMEM
+                   : ENG_OK;
     }
     bool layer_ok = true;
     for (int w = 0; w < L->nw; w++) {
@@ -174,26 +206,32 @@ static eng_code load_layer(const eng_layer *L, const eng_summary *s, int fd, eng
         for (int i = 0; same && i < rank; i++) same = t->shape[i] == d[i];
         if (!same) {
             layer_ok = false;
-            if (add_problem(problems, json_pack("{s:s, s:s, s:o, s:o}", "layer", L->name, "weight", L->w[w].name,
-                                                "expected", dims_json(d, rank), "found",
-                                                dims_json(t->shape, t->rank))))
+            if (add_problem(problems, json_pack("{s:s, s:s, s:o, s:o}", "layer", L->name, "weight",
+                                                L->w[w].name, "expected", dims_json(d, rank),
+                                                "found", dims_json(t->shape, t->rank))))
                 return ENG_ERR_NOMEM;
         }
         if (t->dtype != ENG_DT_F32 && t->dtype != ENG_DT_F64 && t->dtype != ENG_DT_F16) {
             layer_ok = false;
-            if (add_problem(problems, json_pack("{s:s, s:s, s:s, s:s, s:s}", "layer", L->name, "weight",
-                                                L->w[w].name, "problem", "dtype", "expected", "float32",
-                                                "found", eng_dtype_name(t->dtype))))
+            if (add_problem(problems,
+                            json_pack("{s:s, s:s, s:s, s:s, s:s}", "layer", L->name, "weight",
+                                      L->w[w].name, "problem", "dtype", "expected", "float32",
+                                      "found", eng_dtype_name(t->dtype))))
                 return ENG_ERR_NOMEM;
         }
     }
-    if (!layer_ok) { *bad = true; return ENG_OK; }
+    if (!layer_ok) {
+        *bad = true;
+        return ENG_OK;
+    }
     for (int w = 0; w < L->nw; w++) {
         const eng_tensor *t = &wl->tensors[w];
         size_t n = 1;
         for (int i = 0; i < L->w[w].rank; i++) n *= (size_t)L->w[w].shape[i];
         float *buf = malloc((n ? n : 1) * sizeof *buf);
-        if (!buf) return eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory loading layer '%s'", L->name);
+        if (!buf)
+            return eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory loading layer '%s'",
+                                 L->name);
         eng_error rerr = {0};
         if (eng_tensor_read_f32(fd, t, buf, n, &rerr) != ENG_OK) {
             free(buf);
@@ -205,18 +243,23 @@ static eng_code load_layer(const eng_layer *L, const eng_summary *s, int fd, eng
             continue;
         }
         size_t nonfinite = 0;
-        for (size_t i = 0; i < n; i++) if (!isfinite(buf[i])) nonfinite++;
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(buf[i])) nonfinite++;
         if (nonfinite) {
             free(buf);
             *bad = true;
-            if (add_problem(problems, json_pack("{s:s, s:s, s:s, s:I}", "layer", L->name, "weight", L->w[w].name,
-                                                "problem", "nan", "count", (json_int_t)nonfinite)))
+            if (add_problem(problems, json_pack("{s:s, s:s, s:s, s:I}", "layer", L->name, "weight",
+                                                L->w[w].name, "problem", "nan", "count",
+                                                (json_int_t)nonfinite)))
                 return ENG_ERR_NOMEM;
             continue;
         }
         if (th && w == 0) {
             float *conv = malloc(n * sizeof *conv);
-            if (!conv) { free(buf); return eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); }
+            if (!conv) {
+                free(buf);
+                return eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+            }
             th_transpose(conv, buf, L->w[0].shape);
             free(buf);
             buf = conv;
@@ -252,11 +295,15 @@ static bool identity_layer(const eng_layer *L)
 static void nhwc(const eng_shape *s, bool cf, eng_shape *o)
 {
     *o = *s;
-    if (cf && s->rank == 3) { o->d[0] = s->d[1]; o->d[1] = s->d[2]; o->d[2] = s->d[0]; }
+    if (cf && s->rank == 3) {
+        o->d[0] = s->d[1];
+        o->d[1] = s->d[2];
+        o->d[2] = s->d[0];
+    }
 }
 
-eng_code eng_model_build(const eng_arch *a, const eng_summary *s, int fd,
-                         json_t *problems, eng_model **out, eng_error *err)
+eng_code eng_model_build(const eng_arch *a, const eng_summary *s, int fd, json_t *problems,
+                         eng_model **out, eng_error *err)
 {
     eng_code rc = ENG_OK;
     bool bad = false;
@@ -265,7 +312,10 @@ eng_code eng_model_build(const eng_arch *a, const eng_summary *s, int fd,
     atomic_fetch_add(&((eng_arch *)a)->refs, 1);
     m->arch = (eng_arch *)a;
     m->ml = calloc((size_t)a->nlayers, sizeof *m->ml);
-    if (!m->ml) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+    if (!m->ml) {
+        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
     m->in_size = (size_t)eng_shape_count(&a->in_shape);
     m->in_off = 0;
     m->arena = m->in_size;
@@ -303,7 +353,10 @@ eng_code eng_model_build(const eng_arch *a, const eng_summary *s, int fd,
         }
     }
     m->out_size = m->ml[a->output].size;
-    if (bad) { rc = ENG_ERR_WEIGHTS; goto out; }
+    if (bad) {
+        rc = ENG_ERR_WEIGHTS;
+        goto out;
+    }
     for (int i = 0; i < a->nlayers; i++) {
         char why[ENG_WHY] = "";
         if (a->layers[i].kind->load && a->layers[i].kind->load(&m->ml[i], why) < 0) {
@@ -339,17 +392,21 @@ void eng_problems_message(const json_t *problems, char *msg, size_t n)
         } else if (!strcmp(kind, "missing")) {
             snprintf(part, sizeof part, "layer '%s' missing from the file", layer ? layer : "?");
         } else if (!strcmp(kind, "unexpected")) {
-            snprintf(part, sizeof part, "layer '%s' in the file is not in the architecture", layer ? layer : "?");
+            snprintf(part, sizeof part, "layer '%s' in the file is not in the architecture",
+                     layer ? layer : "?");
         } else if (!strcmp(kind, "weight_count")) {
-            snprintf(part, sizeof part, "layer '%s': %lld weights, expected %lld", layer ? layer : "?",
+            snprintf(part, sizeof part, "layer '%s': %lld weights, expected %lld",
+                     layer ? layer : "?",
                      (long long)json_integer_value(json_object_get(p, "found")),
                      (long long)json_integer_value(json_object_get(p, "expected")));
         } else if (!strcmp(kind, "nan")) {
-            snprintf(part, sizeof part, "layer '%s': %s%s%s has NaN/Inf values", layer ? layer : "?",
-                     weight ? "weight '" : "output", weight ? weight : "", weight ? "'" : "");
+            snprintf(part, sizeof part, "layer '%s': %s%s%s has NaN/Inf values",
+                     layer ? layer : "?", weight ? "weight '" : "output", weight ? weight : "",
+                     weight ? "'" : "");
         } else if (!strcmp(kind, "dtype")) {
-            snprintf(part, sizeof part, "layer '%s': %s dtype %s, expected float32", layer ? layer : "?",
-                     weight ? weight : "?", json_string_value(json_object_get(p, "found")));
+            snprintf(part, sizeof part, "layer '%s': %s dtype %s, expected float32",
+                     layer ? layer : "?", weight ? weight : "?",
+                     json_string_value(json_object_get(p, "found")));
         } else {
             snprintf(part, sizeof part, "layer '%s': %s", layer ? layer : "?", kind);
         }
@@ -357,25 +414,37 @@ void eng_problems_message(const json_t *problems, char *msg, size_t n)
     }
 }
 
-eng_code eng_model_load(const eng_arch *a, const eng_summary *s, int fd, eng_model **out, eng_error *err)
+eng_code eng_model_load(const eng_arch *a, const eng_summary *s, int fd, eng_model **out,
+                        eng_error *err)
 {
-    if (!a || !s || !out) return eng_arch_fail(err, ENG_ERR_INTERNAL, NULL, "eng_model_load: NULL argument");
+    if (!a || !s || !out)
+        return eng_arch_fail(err, ENG_ERR_INTERNAL, NULL, "eng_model_load: NULL argument");
     json_t *problems = json_array();
     if (!problems) return eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
     eng_code rc = eng_model_build(a, s, fd, problems, out, err);
     if (rc == ENG_ERR_WEIGHTS && (!err || err->code == ENG_OK)) {
         char msg[sizeof err->msg];
         eng_problems_message(problems, msg, sizeof msg);
-        return eng_arch_fail(err, ENG_ERR_WEIGHTS, json_pack("{s:o}", "problems", problems), "%s", msg);
+        return eng_arch_fail(err, ENG_ERR_WEIGHTS, json_pack("{s:o}", "problems", problems), "%s",
+                             msg);
     }
     json_decref(problems);
     return rc;
 }
 
-size_t eng_model_input_size(const eng_model *m) { return m ? m->in_size : 0; }
-size_t eng_model_output_size(const eng_model *m) { return m ? m->out_size : 0; }
+size_t eng_model_input_size(const eng_model *m)
+{
+    return m ? m->in_size : 0;
+}
+size_t eng_model_output_size(const eng_model *m)
+{
+    return m ? m->out_size : 0;
+}
 
-eng_workspace *eng_workspace_new(void) { return calloc(1, sizeof(eng_workspace)); }
+eng_workspace *eng_workspace_new(void)
+{
+    return calloc(1, sizeof(eng_workspace));
+}
 
 void eng_workspace_free(eng_workspace *ws)
 {
@@ -421,13 +490,17 @@ typedef struct eng_prof_layer {
     const char *name, *cls;
     double ns;
     unsigned long calls, samples;
-    long gm, gn, gk;          /* GEMM shape per sample the layer lowers to, or 0 */
+    long gm, gn, gk; /* GEMM shape per sample the layer lowers to, or 0 */
 } eng_prof_layer;
 static eng_prof_layer prof[ENG_MAX_LAYERS];
 static int prof_n;
 int eng_prof_get(const eng_prof_layer **out);
 void eng_prof_reset(void);
-int eng_prof_get(const eng_prof_layer **out) { *out = prof; return prof_n; }
+int eng_prof_get(const eng_prof_layer **out)
+{
+    *out = prof;
+    return prof_n;
+}
 void eng_prof_reset(void)
 {
     for (int i = 0; i < prof_n; i++) prof[i].ns = prof[i].calls = prof[i].samples = 0;
@@ -477,8 +550,8 @@ static size_t pass_size(const eng_model *m, size_t batch)
 
 static void predict_pass(const eng_model *m, float *buf, const float *in, size_t batch, float *out);
 
-eng_code eng_model_predict(const eng_model *m, eng_workspace *ws, const float *in,
-                           size_t batch, float *out, eng_error *err)
+eng_code eng_model_predict(const eng_model *m, eng_workspace *ws, const float *in, size_t batch,
+                           float *out, eng_error *err)
 {
     if (!m || !ws || !in || !out)
         return eng_arch_fail(err, ENG_ERR_INTERNAL, NULL, "eng_model_predict: NULL argument");
@@ -486,12 +559,15 @@ eng_code eng_model_predict(const eng_model *m, eng_workspace *ws, const float *i
     size_t per = m->arena + m->scratch_per_sample;
     if (batch > (SIZE_MAX / sizeof(float) - m->scratch_fixed) / (per ? per : 1) ||
         batch * per > (size_t)1 << 34)
-        return eng_arch_fail(err, ENG_ERR_LIMIT, NULL, "batch of %zu is too large for this model", batch);
+        return eng_arch_fail(err, ENG_ERR_LIMIT, NULL, "batch of %zu is too large for this model",
+                             batch);
     size_t pass = pass_size(m, batch);
     size_t need = pass * per + m->scratch_fixed;
     if (need > ws->cap) {
         float *nb = realloc(ws->buf, need * sizeof *nb);
-        if (!nb) return eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory for a batch of %zu", batch);
+        if (!nb)
+            return eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory for a batch of %zu",
+                                 batch);
         ws->buf = nb;
         ws->cap = need;
     }

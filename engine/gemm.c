@@ -29,7 +29,7 @@
 #define GEMM_X86 1
 #endif
 
-#define PANEL 64   /* columns per packed panel: 4 zmm vectors */
+#define PANEL 64 /* columns per packed panel: 4 zmm vectors */
 
 /* Prototypes (layer_conv.c and layer_dense.c repeat them). */
 bool eng_gemm_available(void);
@@ -77,9 +77,9 @@ bool eng_gemm_available(void)
 /* One R x NV tile: rows A[0..R), columns [0, NV*16) of the panel (width
  * ldp floats per k). nlast = valid columns in the last vector (1..16).
  * R and NV are compile-time constants after inlining. */
-static inline __attribute__((always_inline, target("avx512f"))) void
-tile(const int R, const int NV, int K, const float *A, int lda, const int *koff, const float *P, int ldp,
-     const float *bias, bool relu, float *C, int ldc, int nlast, bool first, bool last_k)
+static inline __attribute__((always_inline, target("avx512f"))) void tile(
+    const int R, const int NV, int K, const float *A, int lda, const int *koff, const float *P,
+    int ldp, const float *bias, bool relu, float *C, int ldc, int nlast, bool first, bool last_k)
 {
     __m512 acc[12][4];
     __mmask16 last = (__mmask16)((1u << nlast) - 1);
@@ -88,7 +88,8 @@ tile(const int R, const int NV, int K, const float *A, int lda, const int *koff,
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++)
             acc[r][v] = first ? _mm512_setzero_ps()
-                              : _mm512_maskz_loadu_ps(v == NV - 1 ? last : 0xffff, C + (size_t)r * ldc + 16 * v);
+                              : _mm512_maskz_loadu_ps(v == NV - 1 ? last : 0xffff,
+                                                      C + (size_t)r * ldc + 16 * v);
     for (int k = 0; k < K; k++, P += ldp) {
         __m512 w[4];
 #pragma GCC unroll 4
@@ -101,7 +102,10 @@ tile(const int R, const int NV, int K, const float *A, int lda, const int *koff,
         }
     }
     __m512 zero = _mm512_setzero_ps(), b[4];
-    if (!last_k) { bias = NULL; relu = false; }   /* partial sums: no bias, no ReLU yet */
+    if (!last_k) {
+        bias = NULL;
+        relu = false;
+    } /* partial sums: no bias, no ReLU yet */
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++)
         b[v] = bias ? _mm512_maskz_loadu_ps(v == NV - 1 ? last : 0xffff, bias + 16 * v) : zero;
@@ -118,35 +122,47 @@ tile(const int R, const int NV, int K, const float *A, int lda, const int *koff,
 /* Rows per tile for NV vectors: R*NV accumulators + NV weights <= 32 zmm. */
 #define RMAX(nv) ((nv) == 1 ? 12 : (nv) == 2 ? 12 : (nv) == 3 ? 8 : 6)
 
-#define TILE_CASE(R, NV, KOFF) \
-    case R: if ((R) < RMAX(NV)) tile((R) < RMAX(NV) ? (R) : 1, NV, K, A, lda, KOFF, P, ldp, bias, relu, C, ldc, nlast, first, last_k); break
+#define TILE_CASE(R, NV, KOFF)                                                                     \
+    case R:                                                                                        \
+        if ((R) < RMAX(NV))                                                                        \
+            tile((R) < RMAX(NV) ? (R) : 1, NV, K, A, lda, KOFF, P, ldp, bias, relu, C, ldc, nlast, \
+                 first, last_k);                                                                   \
+        break
 
 /* All rows of one panel with NV vectors: full tiles, then one shorter tile.
  * KOFF is NULL (A is a plain matrix: constant-folded away) or koff. */
-#define PANEL_BODY(NV, KOFF)                                                                           \
-    do {                                                                                               \
-        int m = 0;                                                                                     \
-        for (; m + RMAX(NV) <= M; m += RMAX(NV))                                                       \
-            tile(RMAX(NV), NV, K, A + (size_t)m * lda, lda, KOFF, P, ldp, bias, relu,                  \
-                 C + (size_t)m * ldc, ldc, nlast, first, last_k);                                      \
-        A += (size_t)m * lda;                                                                          \
-        C += (size_t)m * ldc;                                                                          \
-        switch (M - m) {                                                                               \
-            TILE_CASE(1, NV, KOFF); TILE_CASE(2, NV, KOFF); TILE_CASE(3, NV, KOFF); TILE_CASE(4, NV, KOFF);                    \
-            TILE_CASE(5, NV, KOFF); TILE_CASE(6, NV, KOFF); TILE_CASE(7, NV, KOFF); TILE_CASE(8, NV, KOFF);                    \
-            TILE_CASE(9, NV, KOFF); TILE_CASE(10, NV, KOFF); TILE_CASE(11, NV, KOFF);                                    \
-            default: break;                                                                            \
-        }                                                                                              \
+#define PANEL_BODY(NV, KOFF)                                                          \
+    do {                                                                              \
+        int m = 0;                                                                    \
+        for (; m + RMAX(NV) <= M; m += RMAX(NV))                                      \
+            tile(RMAX(NV), NV, K, A + (size_t)m * lda, lda, KOFF, P, ldp, bias, relu, \
+                 C + (size_t)m * ldc, ldc, nlast, first, last_k);                     \
+        A += (size_t)m * lda;                                                         \
+        C += (size_t)m * ldc;                                                         \
+        switch (M - m) {                                                              \
+            TILE_CASE(1, NV, KOFF);                                                   \
+            TILE_CASE(2, NV, KOFF);                                                   \
+            TILE_CASE(3, NV, KOFF);                                                   \
+            TILE_CASE(4, NV, KOFF);                                                   \
+            TILE_CASE(5, NV, KOFF);                                                   \
+            TILE_CASE(6, NV, KOFF);                                                   \
+            TILE_CASE(7, NV, KOFF);                                                   \
+            TILE_CASE(8, NV, KOFF);                                                   \
+            TILE_CASE(9, NV, KOFF);                                                   \
+            TILE_CASE(10, NV, KOFF);                                                  \
+            TILE_CASE(11, NV, KOFF);                                                  \
+        default: break;                                                               \
+        }                                                                             \
     } while (0)
 
-#define PANEL_FN(NV)                                                                                    \
-    static __attribute__((target("avx512f"), noinline)) void panel##NV(                              \
-        int M, int K, const float *A, int lda, const int *koff, const float *P, const float *bias,     \
-        bool relu, float *C, int ldc, int nlast, bool first, bool last_k)                              \
-    {                                                                                                  \
-        const int ldp = 16 * NV;                                                                       \
-        if (koff) PANEL_BODY(NV, koff);                                                                \
-        else PANEL_BODY(NV, (const int *)NULL);                                                        \
+#define PANEL_FN(NV)                                                                               \
+    static __attribute__((target("avx512f"), noinline)) void panel##NV(                            \
+        int M, int K, const float *A, int lda, const int *koff, const float *P, const float *bias, \
+        bool relu, float *C, int ldc, int nlast, bool first, bool last_k)                          \
+    {                                                                                              \
+        const int ldp = 16 * NV;                                                                   \
+        if (koff) PANEL_BODY(NV, koff);                                                            \
+        else PANEL_BODY(NV, (const int *)NULL);                                                    \
     }
 
 PANEL_FN(1)
@@ -159,8 +175,8 @@ PANEL_FN(4)
  * holds the partial sums between blocks, the last adds bias and ReLU. */
 #define KBLOCK 512
 
-static void run_panels(int M, int N, int K, const float *A, int lda, const int *koff, const float *Bp,
-                       const float *bias, bool relu, float *C, int ldc)
+static void run_panels(int M, int N, int K, const float *A, int lda, const int *koff,
+                       const float *Bp, const float *bias, bool relu, float *C, int ldc)
 {
     for (int n0 = 0; n0 < N; n0 += PANEL) {
         int nb = N - n0 < PANEL ? N - n0 : PANEL, nv = (nb + 15) / 16, nlast = nb - 16 * (nv - 1);
@@ -172,10 +188,18 @@ static void run_panels(int M, int N, int K, const float *A, int lda, const int *
             const float *a = koff ? A : A + k0, *p = Bp + (size_t)k0 * nv * 16;
             const int *ko = koff ? koff + k0 : NULL;
             switch (nv) {
-            case 1: panel1(M, kb, a, lda, ko, p, bb, relu, C + n0, ldc, nlast, first, last_k); break;
-            case 2: panel2(M, kb, a, lda, ko, p, bb, relu, C + n0, ldc, nlast, first, last_k); break;
-            case 3: panel3(M, kb, a, lda, ko, p, bb, relu, C + n0, ldc, nlast, first, last_k); break;
-            default: panel4(M, kb, a, lda, ko, p, bb, relu, C + n0, ldc, nlast, first, last_k); break;
+            case 1:
+                panel1(M, kb, a, lda, ko, p, bb, relu, C + n0, ldc, nlast, first, last_k);
+                break;
+            case 2:
+                panel2(M, kb, a, lda, ko, p, bb, relu, C + n0, ldc, nlast, first, last_k);
+                break;
+            case 3:
+                panel3(M, kb, a, lda, ko, p, bb, relu, C + n0, ldc, nlast, first, last_k);
+                break;
+            default:
+                panel4(M, kb, a, lda, ko, p, bb, relu, C + n0, ldc, nlast, first, last_k);
+                break;
             }
         }
         Bp += (size_t)K * nv * 16;
@@ -203,19 +227,41 @@ void eng_gemm_conv(int Ho, int Wo, int N, int K, const float *x, size_t row_stri
 
 #else /* not x86-64 GCC: callers keep cblas_sgemm */
 
-bool eng_gemm_available(void) { return false; }
+bool eng_gemm_available(void)
+{
+    return false;
+}
 
 void eng_gemm(int M, int N, int K, const float *A, int lda, const float *Bp, const float *bias,
               bool relu, float *C, int ldc)
 {
-    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)Bp; (void)bias; (void)relu; (void)C; (void)ldc;
+    (void)M;
+    (void)N;
+    (void)K;
+    (void)A;
+    (void)lda;
+    (void)Bp;
+    (void)bias;
+    (void)relu;
+    (void)C;
+    (void)ldc;
 }
 
 void eng_gemm_conv(int Ho, int Wo, int N, int K, const float *x, size_t row_stride, int col_stride,
                    const int *koff, const float *Bp, const float *bias, bool relu, float *C)
 {
-    (void)Ho; (void)Wo; (void)N; (void)K; (void)x; (void)row_stride; (void)col_stride; (void)koff;
-    (void)Bp; (void)bias; (void)relu; (void)C;
+    (void)Ho;
+    (void)Wo;
+    (void)N;
+    (void)K;
+    (void)x;
+    (void)row_stride;
+    (void)col_stride;
+    (void)koff;
+    (void)Bp;
+    (void)bias;
+    (void)relu;
+    (void)C;
 }
 
 #endif

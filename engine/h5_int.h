@@ -12,17 +12,21 @@
 #include "engine.h"
 
 /* Bounds private to the reader, each with its reason. */
-#define ENG_H5_MAX_PATH    1024              /* HDF5 path of a dataset: model_weights/<layer>/<weight name>,
+#define ENG_H5_MAX_PATH \
+    1024 /* HDF5 path of a dataset: model_weights/<layer>/<weight name>,
                                               * or layers/<nested path>/vars/<N>; 4 names deep */
-#define ENG_H5_MAX_CONFIG  (16u << 20)       /* model_config / config.json: the largest Keras CNN
+#define ENG_H5_MAX_CONFIG \
+    (16u << 20) /* model_config / config.json: the largest Keras CNN
                                               * configs are ~1 MiB */
-#define ENG_H5_MAX_STRATTR (64u << 20)       /* bytes of one string attribute (layer_names of
+#define ENG_H5_MAX_STRATTR \
+    (64u << 20) /* bytes of one string attribute (layer_names of
                                               * 4096 layers x 256 bytes = 1 MiB; Keras itself
                                               * splits attributes beyond 64 KiB) */
-#define ENG_H5_MAX_DEPTH   32                /* nesting of Keras 3 groups (layers/a/layers/b/...);
+#define ENG_H5_MAX_DEPTH \
+    32                         /* nesting of Keras 3 groups (layers/a/layers/b/...);
                                               * also stops hard-link cycles */
-#define ENG_H5_MAX_CHUNKS  1024              /* layer_names0..N pieces of a split attribute */
-#define ENG_H5_MAX_DTSIZE  64                /* bytes per element of an "other" dtype */
+#define ENG_H5_MAX_CHUNKS 1024 /* layer_names0..N pieces of a split attribute */
+#define ENG_H5_MAX_DTSIZE 64   /* bytes per element of an "other" dtype */
 
 /* ---- shared helpers (h5_util.c) ------------------------------------------ */
 
@@ -53,9 +57,9 @@ eng_code eng_h5_summary_check(const eng_summary *s, eng_error *err);
 /* ---- zip (zip.c) ---------------------------------------------------------- */
 
 typedef struct eng_zip_member {
-    uint64_t data_offset;   /* absolute offset of the member's bytes */
-    uint64_t size;          /* uncompressed == compressed size (STORED only) */
-    unsigned method;        /* 0 = STORED */
+    uint64_t data_offset; /* absolute offset of the member's bytes */
+    uint64_t size;        /* uncompressed == compressed size (STORED only) */
+    unsigned method;      /* 0 = STORED */
 } eng_zip_member;
 
 /* 1 when the first bytes of fd are a zip local header ("PK\3\4"), 0 if not,
@@ -65,12 +69,12 @@ int eng_zip_is_zip(int fd);
 /* Find member `name` in the zip on fd (file_size bytes) by its central
  * directory. ENG_OK and *m filled (also for a non-STORED member: the caller
  * decides), ENG_ERR_FORMAT when absent or the archive is malformed. */
-eng_code eng_zip_find(int fd, uint64_t file_size, const char *name,
-                      eng_zip_member *m, eng_error *err);
+eng_code eng_zip_find(int fd, uint64_t file_size, const char *name, eng_zip_member *m,
+                      eng_error *err);
 
 /* Read a STORED member of at most max bytes into a NEW NUL-terminated
  * buffer (*out, caller free()s). */
-eng_code eng_zip_read(int fd, const eng_zip_member *m, size_t max,
-                      const char *name, char **out, eng_error *err);
+eng_code eng_zip_read(int fd, const eng_zip_member *m, size_t max, const char *name, char **out,
+                      eng_error *err);
 
 #endif

@@ -41,16 +41,17 @@
 
 #include "h5_int.h"
 
-#define MAX_VISITS 65536   /* groups visited in a Keras 3 walk: hard links may form a DAG;
+#define MAX_VISITS \
+    65536 /* groups visited in a Keras 3 walk: hard links may form a DAG;
                             * 16x ENG_MAX_LAYERS leaves room for container groups */
 
 typedef struct rd {
     hid_t file;
-    uint64_t base;        /* hdf5_offset */
-    uint64_t image_size;  /* bytes of the HDF5 image: tensor data must lie inside */
+    uint64_t base;       /* hdf5_offset */
+    uint64_t image_size; /* bytes of the HDF5 image: tensor data must lie inside */
     eng_summary *s;
     size_t cap_layers;
-    size_t ntensors;      /* over all layers, bounded by ENG_MAX_TENSORS */
+    size_t ntensors; /* over all layers, bounded by ENG_MAX_TENSORS */
     size_t visits;
     eng_error *err;
 } rd;
@@ -113,24 +114,31 @@ static eng_code links_check(rd *r, hid_t loc, const char *where, const char *rel
     size_t len = strlen(rel);
     *missing = 0;
     if (len > ENG_H5_MAX_PATH)
-        return eng_h5_fail(r->err, ENG_ERR_LIMIT, "path '%s/%.64s...' longer than %d bytes",
-                           where, rel, ENG_H5_MAX_PATH);
+        return eng_h5_fail(r->err, ENG_ERR_LIMIT, "path '%s/%.64s...' longer than %d bytes", where,
+                           rel, ENG_H5_MAX_PATH);
     if (!relpath_ok(rel))
-        return eng_h5_fail(r->err, ENG_ERR_FORMAT, "bad object name '%s' in '%s' "
-                           "(empty or '.' path component)", rel, where);
+        return eng_h5_fail(r->err, ENG_ERR_FORMAT,
+                           "bad object name '%s' in '%s' "
+                           "(empty or '.' path component)",
+                           rel, where);
     memcpy(buf, rel, len + 1);
     for (size_t i = 0; i <= len; i++) {
         if (buf[i] != '/' && buf[i] != '\0') continue;
         char save = buf[i];
         buf[i] = '\0';
         htri_t ex = H5Lexists(loc, buf, H5P_DEFAULT);
-        if (ex <= 0) { *missing = 1; return ENG_OK; }
+        if (ex <= 0) {
+            *missing = 1;
+            return ENG_OK;
+        }
         H5L_info_t li;
         if (H5Lget_info(loc, buf, &li, H5P_DEFAULT) < 0)
             return eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot read link '%s/%s'", where, buf);
         if (li.type != H5L_TYPE_HARD)
-            return eng_h5_fail(r->err, ENG_ERR_FORMAT, "'%s/%s' is %s link; strata refuses links "
-                               "that may leave the file", where, buf, link_type_name(li.type));
+            return eng_h5_fail(r->err, ENG_ERR_FORMAT,
+                               "'%s/%s' is %s link; strata refuses links "
+                               "that may leave the file",
+                               where, buf, link_type_name(li.type));
         buf[i] = save;
     }
     return ENG_OK;
@@ -138,15 +146,14 @@ static eng_code links_check(rd *r, hid_t loc, const char *where, const char *rel
 
 /* Open rel below loc as an object of the wanted kind (H5I_GROUP or
  * H5I_DATASET) after links_check. *id < 0 and *missing = 1 when absent. */
-static eng_code open_checked(rd *r, hid_t loc, const char *where, const char *rel,
-                             H5I_type_t want, hid_t *id, int *missing)
+static eng_code open_checked(rd *r, hid_t loc, const char *where, const char *rel, H5I_type_t want,
+                             hid_t *id, int *missing)
 {
     *id = H5I_INVALID_HID;
     eng_code rc = links_check(r, loc, where, rel, missing);
     if (rc || *missing) return rc;
     hid_t o = H5Oopen(loc, rel, H5P_DEFAULT);
-    if (o < 0)
-        return eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot open object '%s/%s'", where, rel);
+    if (o < 0) return eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot open object '%s/%s'", where, rel);
     if (H5Iget_type(o) != want) {
         H5Oclose(o);
         return eng_h5_fail(r->err, ENG_ERR_FORMAT, "'%s/%s' is not a %s", where, rel,
@@ -161,8 +168,8 @@ static eng_code open_checked(rd *r, hid_t loc, const char *where, const char *re
 /* Read attribute `name` of obj as an array of strings, each at most maxlen
  * bytes, at most maxn of them. An empty non-string attribute (Keras writes
  * an empty weight_names as float64 shape (0,)) reads as zero strings. */
-static eng_code attr_strings(rd *r, hid_t obj, const char *where, const char *name,
-                             size_t maxn, size_t maxlen, char ***out, size_t *nout)
+static eng_code attr_strings(rd *r, hid_t obj, const char *where, const char *name, size_t maxn,
+                             size_t maxlen, char ***out, size_t *nout)
 {
     eng_code rc = ENG_OK;
     hid_t a = H5I_INVALID_HID, sp = H5I_INVALID_HID, ft = H5I_INVALID_HID, mt = H5I_INVALID_HID;
@@ -171,30 +178,49 @@ static eng_code attr_strings(rd *r, hid_t obj, const char *where, const char *na
     int reclaim = 0;
 
     a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot open attribute '%s' of '%s'", name, where); goto out; }
+    if (a < 0) {
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot open attribute '%s' of '%s'", name, where);
+        goto out;
+    }
     sp = H5Aget_space(a);
     ft = H5Aget_type(a);
-    if (sp < 0 || ft < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot read attribute '%s' of '%s'", name, where); goto out; }
+    if (sp < 0 || ft < 0) {
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot read attribute '%s' of '%s'", name, where);
+        goto out;
+    }
     H5S_class_t sc = H5Sget_simple_extent_type(sp);
     hssize_t np = sc == H5S_NULL ? 0 : H5Sget_simple_extent_npoints(sp);
-    if (sc == H5S_NO_CLASS || np < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "attribute '%s' of '%s' has a bad dataspace", name, where); goto out; }
+    if (sc == H5S_NO_CLASS || np < 0) {
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "attribute '%s' of '%s' has a bad dataspace", name,
+                         where);
+        goto out;
+    }
     if ((uint64_t)np > maxn) {
-        rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "attribute '%s' of '%s' has %lld entries, more than %zu",
-                         name, where, (long long)np, maxn);
+        rc = eng_h5_fail(r->err, ENG_ERR_LIMIT,
+                         "attribute '%s' of '%s' has %lld entries, more than %zu", name, where,
+                         (long long)np, maxn);
         goto out;
     }
     n = (size_t)np;
     H5T_class_t tc = H5Tget_class(ft);
     if (tc != H5T_STRING) {
         if (n == 0) goto done;
-        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "attribute '%s' of '%s' is not a string array", name, where);
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "attribute '%s' of '%s' is not a string array",
+                         name, where);
         goto out;
     }
     if (n == 0) goto done;
     v = calloc(n, sizeof *v);
-    if (!v) { rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory"); goto out; }
+    if (!v) {
+        rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory");
+        goto out;
+    }
     htri_t isv = H5Tis_variable_str(ft);
-    if (isv < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "attribute '%s' of '%s': bad string type", name, where); goto out; }
+    if (isv < 0) {
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "attribute '%s' of '%s': bad string type", name,
+                         where);
+        goto out;
+    }
     if (isv) {
         mt = H5Tcopy(H5T_C_S1);
         H5T_cset_t cs = H5Tget_cset(ft);
@@ -204,41 +230,65 @@ static eng_code attr_strings(rd *r, hid_t obj, const char *where, const char *na
             goto out;
         }
         ptrs = calloc(n, sizeof *ptrs);
-        if (!ptrs) { rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory"); goto out; }
-        if (H5Aread(a, mt, ptrs) < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot read attribute '%s' of '%s'", name, where); goto out; }
+        if (!ptrs) {
+            rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        if (H5Aread(a, mt, ptrs) < 0) {
+            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot read attribute '%s' of '%s'", name,
+                             where);
+            goto out;
+        }
         reclaim = 1;
         for (size_t i = 0; i < n; i++) {
             const char *p = ptrs[i] ? ptrs[i] : "";
             size_t l = strnlen(p, maxlen + 1);
             if (l > maxlen) {
-                rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "attribute '%s' of '%s': entry %zu longer than %zu bytes",
-                                 name, where, i, maxlen);
+                rc = eng_h5_fail(r->err, ENG_ERR_LIMIT,
+                                 "attribute '%s' of '%s': entry %zu longer than %zu bytes", name,
+                                 where, i, maxlen);
                 goto out;
             }
-            if (!(v[i] = strndup(p, l))) { rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory"); goto out; }
+            if (!(v[i] = strndup(p, l))) {
+                rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory");
+                goto out;
+            }
         }
     } else {
         size_t sz = H5Tget_size(ft);
         H5T_str_t pad = H5Tget_strpad(ft);
         if (sz == 0 || sz > ENG_H5_MAX_STRATTR / n) {
-            rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "attribute '%s' of '%s': %zu strings of %zu bytes exceed %u bytes",
+            rc = eng_h5_fail(r->err, ENG_ERR_LIMIT,
+                             "attribute '%s' of '%s': %zu strings of %zu bytes exceed %u bytes",
                              name, where, n, sz, ENG_H5_MAX_STRATTR);
             goto out;
         }
         mt = H5Tcopy(ft);
         fixed = malloc(n * sz);
-        if (mt < 0 || !fixed) { rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory"); goto out; }
-        if (H5Aread(a, mt, fixed) < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot read attribute '%s' of '%s'", name, where); goto out; }
+        if (mt < 0 || !fixed) {
+            rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        if (H5Aread(a, mt, fixed) < 0) {
+            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot read attribute '%s' of '%s'", name,
+                             where);
+            goto out;
+        }
         for (size_t i = 0; i < n; i++) {
             const char *p = fixed + i * sz;
             size_t l = strnlen(p, sz);
-            if (pad == H5T_STR_SPACEPAD) while (l > 0 && p[l - 1] == ' ') l--;
+            if (pad == H5T_STR_SPACEPAD)
+                while (l > 0 && p[l - 1] == ' ') l--;
             if (l > maxlen) {
-                rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "attribute '%s' of '%s': entry %zu longer than %zu bytes",
-                                 name, where, i, maxlen);
+                rc = eng_h5_fail(r->err, ENG_ERR_LIMIT,
+                                 "attribute '%s' of '%s': entry %zu longer than %zu bytes", name,
+                                 where, i, maxlen);
                 goto out;
             }
-            if (!(v[i] = strndup(p, l))) { rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory"); goto out; }
+            if (!(v[i] = strndup(p, l))) {
+                rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory");
+                goto out;
+            }
         }
     }
 done:
@@ -261,7 +311,8 @@ out:
  * 64 KiB object header limit into name0, name1, ...; its loader reads `name`
  * when present, else the numbered pieces in order. *present = 0 when neither. */
 static eng_code attr_strings_split(rd *r, hid_t obj, const char *where, const char *name,
-                                   size_t maxn, size_t maxlen, char ***out, size_t *nout, int *present)
+                                   size_t maxn, size_t maxlen, char ***out, size_t *nout,
+                                   int *present)
 {
     eng_code rc = ENG_OK;
     char **all = NULL, **part = NULL;
@@ -278,15 +329,26 @@ static eng_code attr_strings_split(rd *r, hid_t obj, const char *where, const ch
     for (unsigned k = 0;; k++) {
         snprintf(an, sizeof an, "%s%u", name, k);
         ex = H5Aexists(obj, an);
-        if (ex < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot list attributes of '%s'", where); goto out; }
+        if (ex < 0) {
+            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot list attributes of '%s'", where);
+            goto out;
+        }
         if (ex == 0) break;
-        if (k >= ENG_H5_MAX_CHUNKS) { rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "attribute '%s' of '%s' split in more than %d pieces", name, where, ENG_H5_MAX_CHUNKS); goto out; }
+        if (k >= ENG_H5_MAX_CHUNKS) {
+            rc = eng_h5_fail(r->err, ENG_ERR_LIMIT,
+                             "attribute '%s' of '%s' split in more than %d pieces", name, where,
+                             ENG_H5_MAX_CHUNKS);
+            goto out;
+        }
         *present = 1;
         rc = attr_strings(r, obj, where, an, maxn - nall, maxlen, &part, &npart);
         if (rc) goto out;
         if (npart) {
             char **grown = realloc(all, (nall + npart) * sizeof *all);
-            if (!grown) { rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory"); goto out; }
+            if (!grown) {
+                rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory");
+                goto out;
+            }
             all = grown;
             memcpy(all + nall, part, npart * sizeof *part);
             nall += npart;
@@ -309,8 +371,8 @@ out:
 
 /* One optional scalar string attribute (keras_version, backend,
  * model_config). Absent or not a string: *out stays NULL. */
-static eng_code attr_string1(rd *r, hid_t obj, const char *where, const char *name,
-                             size_t maxlen, char **out)
+static eng_code attr_string1(rd *r, hid_t obj, const char *where, const char *name, size_t maxlen,
+                             char **out)
 {
     htri_t ex = H5Aexists(obj, name);
     if (ex < 0) return eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot list attributes of '%s'", where);
@@ -324,7 +386,10 @@ static eng_code attr_string1(rd *r, hid_t obj, const char *where, const char *na
     size_t n = 0;
     eng_code rc = attr_strings(r, obj, where, name, 1, maxlen, &v, &n);
     if (rc) return rc;
-    if (n == 1) { *out = v[0]; v[0] = NULL; }
+    if (n == 1) {
+        *out = v[0];
+        v[0] = NULL;
+    }
     free_strings(v, n);
     return ENG_OK;
 }
@@ -337,12 +402,16 @@ static const struct float_kind {
     size_t size, spos, epos, esize, mpos, msize, ebias;
     eng_dtype dt;
 } float_kinds[] = {
-    { 4, 31, 23, 8, 0, 23, 127, ENG_DT_F32 },
-    { 8, 63, 52, 11, 0, 52, 1023, ENG_DT_F64 },
-    { 2, 15, 10, 5, 0, 10, 15, ENG_DT_F16 },
+    {4, 31, 23, 8, 0, 23, 127, ENG_DT_F32},
+    {8, 63, 52, 11, 0, 52, 1023, ENG_DT_F64},
+    {2, 15, 10, 5, 0, 10, 15, ENG_DT_F16},
 };
-static const struct int_kind { size_t size; eng_dtype dt; } int_kinds[] = {
-    { 8, ENG_DT_I64 }, { 4, ENG_DT_I32 },
+static const struct int_kind {
+    size_t size;
+    eng_dtype dt;
+} int_kinds[] = {
+    {8, ENG_DT_I64},
+    {4, ENG_DT_I32},
 };
 
 static eng_dtype classify(hid_t t)
@@ -373,10 +442,16 @@ static eng_dtype classify(hid_t t)
 
 static const char *filter_name(H5Z_filter_t f)
 {
-    static const struct { H5Z_filter_t id; const char *name; } names[] = {
-        { H5Z_FILTER_DEFLATE, "deflate" }, { H5Z_FILTER_SHUFFLE, "shuffle" },
-        { H5Z_FILTER_FLETCHER32, "fletcher32" }, { H5Z_FILTER_SZIP, "szip" },
-        { H5Z_FILTER_NBIT, "nbit" }, { H5Z_FILTER_SCALEOFFSET, "scaleoffset" },
+    static const struct {
+        H5Z_filter_t id;
+        const char *name;
+    } names[] = {
+        {H5Z_FILTER_DEFLATE, "deflate"},
+        {H5Z_FILTER_SHUFFLE, "shuffle"},
+        {H5Z_FILTER_FLETCHER32, "fletcher32"},
+        {H5Z_FILTER_SZIP, "szip"},
+        {H5Z_FILTER_NBIT, "nbit"},
+        {H5Z_FILTER_SCALEOFFSET, "scaleoffset"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (names[i].id == f) return names[i].name;
@@ -384,8 +459,8 @@ static const char *filter_name(H5Z_filter_t f)
 }
 
 /* Fill t from the dataset at rel below loc (HDF5 path `path`). */
-static eng_code read_tensor(rd *r, hid_t loc, const char *where, const char *rel,
-                            const char *path, eng_tensor *t)
+static eng_code read_tensor(rd *r, hid_t loc, const char *where, const char *rel, const char *path,
+                            eng_tensor *t)
 {
     eng_code rc = ENG_OK;
     hid_t d = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, sp = H5I_INVALID_HID, ty = H5I_INVALID_HID;
@@ -393,64 +468,100 @@ static eng_code read_tensor(rd *r, hid_t loc, const char *where, const char *rel
 
     rc = open_checked(r, loc, where, rel, H5I_DATASET, &d, &missing);
     if (rc) goto out;
-    if (missing) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' not found", path); goto out; }
+    if (missing) {
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' not found", path);
+        goto out;
+    }
 
     dcpl = H5Dget_create_plist(d);
-    if (dcpl < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': cannot read its storage properties", path); goto out; }
+    if (dcpl < 0) {
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': cannot read its storage properties",
+                         path);
+        goto out;
+    }
     int next = H5Pget_external_count(dcpl);
     if (next != 0) {
-        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' keeps its data in external files; "
-                         "strata reads only data stored in the uploaded file", path);
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT,
+                         "dataset '%s' keeps its data in external files; "
+                         "strata reads only data stored in the uploaded file",
+                         path);
         goto out;
     }
     H5D_layout_t lay = H5Pget_layout(dcpl);
     if (lay == H5D_VIRTUAL) {
-        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' is a virtual dataset (maps other datasets/files); refused", path);
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT,
+                         "dataset '%s' is a virtual dataset (maps other datasets/files); refused",
+                         path);
         goto out;
     }
     int nf = H5Pget_nfilters(dcpl);
-    if (nf < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': cannot read its filters", path); goto out; }
+    if (nf < 0) {
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': cannot read its filters", path);
+        goto out;
+    }
     if (nf > 0) {
         unsigned flags = 0, cd[8];
         size_t ncd = 8;
         char fname[64];
         H5Z_filter_t f = H5Pget_filter2(dcpl, 0, &flags, &ncd, cd, sizeof fname, fname, NULL);
-        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' is filtered/compressed (filter '%s'); "
-                         "strata stores uncompressed contiguous Keras datasets only", path, filter_name(f));
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT,
+                         "dataset '%s' is filtered/compressed (filter '%s'); "
+                         "strata stores uncompressed contiguous Keras datasets only",
+                         path, filter_name(f));
         goto out;
     }
     if (lay == H5D_CHUNKED) {
-        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' is chunked; strata stores contiguous Keras datasets only", path);
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT,
+                         "dataset '%s' is chunked; strata stores contiguous Keras datasets only",
+                         path);
         goto out;
     }
     if (lay == H5D_COMPACT) {
-        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' uses compact storage; strata stores contiguous Keras datasets only", path);
+        rc = eng_h5_fail(
+            r->err, ENG_ERR_FORMAT,
+            "dataset '%s' uses compact storage; strata stores contiguous Keras datasets only",
+            path);
         goto out;
     }
-    if (lay != H5D_CONTIGUOUS) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' has an unknown storage layout", path); goto out; }
+    if (lay != H5D_CONTIGUOUS) {
+        rc =
+            eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' has an unknown storage layout", path);
+        goto out;
+    }
 
     sp = H5Dget_space(d);
-    if (sp < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': cannot read its dataspace", path); goto out; }
+    if (sp < 0) {
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': cannot read its dataspace", path);
+        goto out;
+    }
     H5S_class_t sc = H5Sget_simple_extent_type(sp);
     int rank = 0;
     hsize_t dims[ENG_MAX_RANK];
     if (sc == H5S_SIMPLE) {
         rank = H5Sget_simple_extent_ndims(sp);
-        if (rank < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': bad dataspace", path); goto out; }
-        if (rank > ENG_MAX_RANK) {
-            rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "dataset '%s' has rank %d, more than %d", path, rank, ENG_MAX_RANK);
+        if (rank < 0) {
+            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': bad dataspace", path);
             goto out;
         }
-        if (H5Sget_simple_extent_dims(sp, dims, NULL) != rank) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': bad dataspace", path); goto out; }
+        if (rank > ENG_MAX_RANK) {
+            rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "dataset '%s' has rank %d, more than %d", path,
+                             rank, ENG_MAX_RANK);
+            goto out;
+        }
+        if (H5Sget_simple_extent_dims(sp, dims, NULL) != rank) {
+            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': bad dataspace", path);
+            goto out;
+        }
     } else if (sc != H5S_SCALAR) {
         rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' has a null dataspace", path);
         goto out;
     }
     uint64_t elems = 1;
     for (int i = 0; i < rank; i++) {
-        if (dims[i] > (hsize_t)ENG_MAX_ELEMENTS || (dims[i] && elems > ENG_MAX_ELEMENTS / dims[i])) {
-            rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "dataset '%s' has more than %llu elements", path,
-                             (unsigned long long)ENG_MAX_ELEMENTS);
+        if (dims[i] > (hsize_t)ENG_MAX_ELEMENTS ||
+            (dims[i] && elems > ENG_MAX_ELEMENTS / dims[i])) {
+            rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "dataset '%s' has more than %llu elements",
+                             path, (unsigned long long)ENG_MAX_ELEMENTS);
             goto out;
         }
         elems *= dims[i];
@@ -464,14 +575,18 @@ static eng_code read_tensor(rd *r, hid_t loc, const char *where, const char *rel
     t->rank = rank;
 
     ty = H5Dget_type(d);
-    if (ty < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': cannot read its datatype", path); goto out; }
+    if (ty < 0) {
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': cannot read its datatype", path);
+        goto out;
+    }
     t->dtype = classify(ty);
     size_t esz = H5Tget_size(ty);
     if (esz == 0 || esz > ENG_H5_MAX_DTSIZE) {
-        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' has elements of %zu bytes", path, esz);
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' has elements of %zu bytes", path,
+                         esz);
         goto out;
     }
-    uint64_t nbytes = elems * esz;   /* <= 2^32 * 64: no overflow */
+    uint64_t nbytes = elems * esz; /* <= 2^32 * 64: no overflow */
     if (elems == 0) {
         t->offset = ENG_NO_OFFSET;
         t->nbytes = 0;
@@ -480,18 +595,22 @@ static eng_code read_tensor(rd *r, hid_t loc, const char *where, const char *rel
     hsize_t stored = H5Dget_storage_size(d);
     haddr_t off = H5Dget_offset(d);
     if (off == HADDR_UNDEF) {
-        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' has no data stored in the file", path);
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' has no data stored in the file",
+                         path);
         goto out;
     }
     if (stored != nbytes) {
-        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s' stores %llu bytes, its shape and dtype need %llu",
-                         path, (unsigned long long)stored, (unsigned long long)nbytes);
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT,
+                         "dataset '%s' stores %llu bytes, its shape and dtype need %llu", path,
+                         (unsigned long long)stored, (unsigned long long)nbytes);
         goto out;
     }
     if (off > r->image_size || r->image_size - off < nbytes) {
-        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "dataset '%s': data [%llu,+%llu) lies beyond the end of the "
-                         "HDF5 file (%llu bytes)", path, (unsigned long long)off,
-                         (unsigned long long)nbytes, (unsigned long long)r->image_size);
+        rc = eng_h5_fail(r->err, ENG_ERR_FORMAT,
+                         "dataset '%s': data [%llu,+%llu) lies beyond the end of the "
+                         "HDF5 file (%llu bytes)",
+                         path, (unsigned long long)off, (unsigned long long)nbytes,
+                         (unsigned long long)r->image_size);
         goto out;
     }
     t->offset = r->base + off;
@@ -512,7 +631,8 @@ static eng_code add_layer(rd *r, const char *name, eng_wlayer **out)
     size_t len = strlen(name);
     if (len == 0 || len > ENG_MAX_NAME)
         return eng_h5_fail(r->err, len ? ENG_ERR_LIMIT : ENG_ERR_FORMAT,
-                           "layer name '%.64s' is empty or longer than %d bytes", name, ENG_MAX_NAME);
+                           "layer name '%.64s' is empty or longer than %d bytes", name,
+                           ENG_MAX_NAME);
     if (s->nlayers >= ENG_MAX_LAYERS)
         return eng_h5_fail(r->err, ENG_ERR_LIMIT, "more than %d layers", ENG_MAX_LAYERS);
     if (s->nlayers == r->cap_layers) {
@@ -571,19 +691,25 @@ static eng_code read_legacy(rd *r, hid_t container, const char *cpath)
         if (rc) goto out;
         free(lpath);
         lpath = *cpath ? join3(cpath, "/", names[i]) : strdup(names[i]);
-        if (!lpath) { rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory"); goto out; }
+        if (!lpath) {
+            rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory");
+            goto out;
+        }
         rc = open_checked(r, container, where, names[i], H5I_GROUP, &g, &missing);
         if (rc) goto out;
         if (missing) {
-            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "layer '%s' is listed in layer_names but group '%s' is missing",
+            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT,
+                             "layer '%s' is listed in layer_names but group '%s' is missing",
                              names[i], lpath);
             goto out;
         }
-        rc = attr_strings_split(r, g, lpath, "weight_names", ENG_MAX_TENSORS, ENG_MAX_NAME, &wn, &nw, &present);
+        rc = attr_strings_split(r, g, lpath, "weight_names", ENG_MAX_TENSORS, ENG_MAX_NAME, &wn,
+                                &nw, &present);
         if (rc) goto out;
         if (!present) {
-            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "layer '%s': group '%s' has no weight_names attribute",
-                             names[i], lpath);
+            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT,
+                             "layer '%s': group '%s' has no weight_names attribute", names[i],
+                             lpath);
             goto out;
         }
         rc = reserve_tensors(r, l, nw, names[i]);
@@ -598,8 +724,10 @@ static eng_code read_legacy(rd *r, hid_t container, const char *cpath)
             rc = links_check(r, g, lpath, wn[k], &missing);
             if (rc) goto out;
             if (missing) {
-                rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "layer '%s': weight '%s' listed in weight_names "
-                                 "but dataset '%s' is missing", names[i], wn[k], t->path);
+                rc = eng_h5_fail(r->err, ENG_ERR_FORMAT,
+                                 "layer '%s': weight '%s' listed in weight_names "
+                                 "but dataset '%s' is missing",
+                                 names[i], wn[k], t->path);
                 goto out;
             }
             rc = read_tensor(r, g, lpath, wn[k], t->path, t);
@@ -631,9 +759,15 @@ static herr_t collect_cb(hid_t g, const char *name, const H5L_info_t *info, void
     name_list *l = op;
     (void)g;
     (void)info;
-    if (l->n >= l->max) { l->overflow = 1; return 1; }
+    if (l->n >= l->max) {
+        l->overflow = 1;
+        return 1;
+    }
     size_t len = strnlen(name, ENG_MAX_NAME + 1);
-    if (len > ENG_MAX_NAME) { l->toolong = 1; return 1; }
+    if (len > ENG_MAX_NAME) {
+        l->toolong = 1;
+        return 1;
+    }
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         char **v = realloc(l->v, cap * sizeof *v);
@@ -653,9 +787,12 @@ static eng_code list_links(rd *r, hid_t g, const char *where, size_t max, name_l
     l->max = max;
     herr_t e = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_cb, l);
     if (l->overflow)
-        return eng_h5_fail(r->err, ENG_ERR_LIMIT, "group '%s' has more than %zu members", where, max);
+        return eng_h5_fail(r->err, ENG_ERR_LIMIT, "group '%s' has more than %zu members", where,
+                           max);
     if (l->toolong)
-        return eng_h5_fail(r->err, ENG_ERR_LIMIT, "group '%s' has a member name longer than %d bytes", where, ENG_MAX_NAME);
+        return eng_h5_fail(r->err, ENG_ERR_LIMIT,
+                           "group '%s' has a member name longer than %d bytes", where,
+                           ENG_MAX_NAME);
     if (e < 0) return eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot list group '%s'", where);
     return ENG_OK;
 }
@@ -677,20 +814,24 @@ static long var_index(const char *k)
 static eng_code read_vars(rd *r, hid_t vars, const char *vpath, const char *lname, int keep_empty)
 {
     eng_code rc = ENG_OK;
-    name_list nl = { 0 };
+    name_list nl = {0};
     long *order = NULL;
 
     rc = list_links(r, vars, vpath, ENG_MAX_TENSORS, &nl);
     if (rc) goto out;
     if (nl.n == 0 && !keep_empty) goto out;
     order = malloc((nl.n ? nl.n : 1) * sizeof *order);
-    if (!order) { rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory"); goto out; }
+    if (!order) {
+        rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < nl.n; i++) order[i] = -1;
     for (size_t i = 0; i < nl.n; i++) {
         long k = var_index(nl.v[i]);
         if (k < 0 || (size_t)k >= nl.n || order[k] >= 0) {
-            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "layer '%s': '%s/%s' is not a var index 0..%zu",
-                             lname, vpath, nl.v[i], nl.n ? nl.n - 1 : 0);
+            rc =
+                eng_h5_fail(r->err, ENG_ERR_FORMAT, "layer '%s': '%s/%s' is not a var index 0..%zu",
+                            lname, vpath, nl.v[i], nl.n ? nl.n - 1 : 0);
             goto out;
         }
         order[k] = (long)i;
@@ -722,16 +863,18 @@ out:
 /* Visit the Keras 3 object group g (HDF5 path gpath, layer name lname or ""
  * for a pure container): a vars subgroup makes it a layer; every other
  * subgroup is visited in name order. */
-static eng_code k3_visit(rd *r, hid_t g, const char *gpath, const char *lname, int depth, int keep_empty)
+static eng_code k3_visit(rd *r, hid_t g, const char *gpath, const char *lname, int depth,
+                         int keep_empty)
 {
     eng_code rc = ENG_OK;
-    name_list nl = { 0 };
+    name_list nl = {0};
     hid_t c = H5I_INVALID_HID;
     char *cpath = NULL, *cname = NULL;
     int missing = 0;
 
     if (depth > ENG_H5_MAX_DEPTH) {
-        rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "group '%s' nested deeper than %d levels", gpath, ENG_H5_MAX_DEPTH);
+        rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "group '%s' nested deeper than %d levels", gpath,
+                         ENG_H5_MAX_DEPTH);
         goto out;
     }
     if (++r->visits > MAX_VISITS) {
@@ -753,13 +896,22 @@ static eng_code k3_visit(rd *r, hid_t g, const char *gpath, const char *lname, i
         const char *cn = nl.v[i];
         free(cpath);
         cpath = join3(gpath, "/", cn);
-        if (!cpath) { rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory"); goto out; }
+        if (!cpath) {
+            rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory");
+            goto out;
+        }
         rc = links_check(r, g, gpath, cn, &missing);
         if (rc) goto out;
         if (missing) continue;
         hid_t o = H5Oopen(g, cn, H5P_DEFAULT);
-        if (o < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot open '%s'", cpath); goto out; }
-        if (H5Iget_type(o) != H5I_GROUP) { H5Oclose(o); continue; }   /* Keras keeps no datasets here */
+        if (o < 0) {
+            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot open '%s'", cpath);
+            goto out;
+        }
+        if (H5Iget_type(o) != H5I_GROUP) {
+            H5Oclose(o);
+            continue;
+        } /* Keras keeps no datasets here */
         c = o;
         if (strcmp(cn, "vars") == 0) {
             if (*lname) rc = read_vars(r, c, cpath, lname, keep_empty);
@@ -767,9 +919,13 @@ static eng_code k3_visit(rd *r, hid_t g, const char *gpath, const char *lname, i
         } else {
             free(cname);
             cname = *lname ? join3(lname, "/", cn) : strdup(cn);
-            if (!cname) { rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory"); goto out; }
+            if (!cname) {
+                rc = eng_h5_fail(r->err, ENG_ERR_NOMEM, "out of memory");
+                goto out;
+            }
             if (strlen(cname) > ENG_MAX_NAME) {
-                rc = eng_h5_fail(r->err, ENG_ERR_LIMIT, "layer path '%.64s...' longer than %d bytes", cname, ENG_MAX_NAME);
+                rc = eng_h5_fail(r->err, ENG_ERR_LIMIT,
+                                 "layer path '%.64s...' longer than %d bytes", cname, ENG_MAX_NAME);
                 goto out;
             }
             rc = k3_visit(r, c, cpath, cname, depth + 1, keep_empty);
@@ -791,7 +947,7 @@ out:
 static eng_code read_keras3(rd *r)
 {
     eng_code rc = ENG_OK;
-    name_list nl = { 0 };
+    name_list nl = {0};
     hid_t g = H5I_INVALID_HID;
     int missing = 0;
 
@@ -810,8 +966,14 @@ static eng_code read_keras3(rd *r)
         if (rc) goto out;
         if (missing) continue;
         hid_t o = H5Oopen(r->file, cn, H5P_DEFAULT);
-        if (o < 0) { rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot open '/%s'", cn); goto out; }
-        if (H5Iget_type(o) != H5I_GROUP) { H5Oclose(o); continue; }
+        if (o < 0) {
+            rc = eng_h5_fail(r->err, ENG_ERR_FORMAT, "cannot open '/%s'", cn);
+            goto out;
+        }
+        if (H5Iget_type(o) != H5I_GROUP) {
+            H5Oclose(o);
+            continue;
+        }
         g = o;
         if (strcmp(cn, "vars") == 0) rc = read_vars(r, g, "vars", "/", 0);
         else rc = k3_visit(r, g, cn, cn, 1, 0);
@@ -830,7 +992,10 @@ out:
  * mapping of the archive: these callbacks hand it the mapped bytes instead of
  * letting it copy them (as H5LTopen_file_image's DONT_COPY mode does). The
  * file is opened read-only, so the image is never resized or written. */
-typedef struct img_udata { void *buf; size_t size; } img_udata;
+typedef struct img_udata {
+    void *buf;
+    size_t size;
+} img_udata;
 
 static void *img_malloc(size_t size, H5FD_file_image_op_t op, void *ud)
 {
@@ -840,12 +1005,17 @@ static void *img_malloc(size_t size, H5FD_file_image_op_t op, void *ud)
 }
 static void *img_memcpy(void *dst, const void *src, size_t size, H5FD_file_image_op_t op, void *ud)
 {
-    (void)size; (void)op; (void)ud;
+    (void)size;
+    (void)op;
+    (void)ud;
     return dst == src ? dst : NULL;
 }
 static void *img_realloc(void *p, size_t size, H5FD_file_image_op_t op, void *ud)
 {
-    (void)p; (void)size; (void)op; (void)ud;
+    (void)p;
+    (void)size;
+    (void)op;
+    (void)ud;
     return NULL;
 }
 static herr_t img_free(void *p, H5FD_file_image_op_t op, void *ud)
@@ -854,18 +1024,25 @@ static herr_t img_free(void *p, H5FD_file_image_op_t op, void *ud)
     (void)op;
     return p == u->buf ? 0 : -1;
 }
-static void *img_udata_copy(void *ud) { return ud; }
-static herr_t img_udata_free(void *ud) { (void)ud; return 0; }
+static void *img_udata_copy(void *ud)
+{
+    return ud;
+}
+static herr_t img_udata_free(void *ud)
+{
+    (void)ud;
+    return 0;
+}
 
 /* ---- entry point ---------------------------------------------------------- */
 
-static const unsigned char hdf5_sig[8] = { 0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n' };
+static const unsigned char hdf5_sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 
 /* metadata.json's keras_version, or NULL (optional: absent in old archives). */
 static char *archive_keras_version(int fd, uint64_t size)
 {
     eng_zip_member m;
-    eng_error e = { 0 };
+    eng_error e = {0};
     char *txt = NULL, *ver = NULL;
     if (eng_zip_find(fd, size, "metadata.json", &m, &e) == ENG_OK &&
         eng_zip_read(fd, &m, 65536, "metadata.json", &txt, &e) == ENG_OK) {
@@ -885,22 +1062,28 @@ eng_code eng_summary_read(const char *path, eng_summary **out, eng_error *err)
     int fd = -1;
     void *map = NULL;
     size_t map_len = 0;
-    img_udata ud = { 0 };
+    img_udata ud = {0};
     hid_t fapl = H5I_INVALID_HID, root_mw = H5I_INVALID_HID;
-    rd r = { .file = H5I_INVALID_HID, .err = err };
+    rd r = {.file = H5I_INVALID_HID, .err = err};
     eng_summary *s = NULL;
     struct stat st;
     int missing = 0;
 
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { rc = eng_h5_fail(err, ENG_ERR_IO, "cannot open '%s': %s", path, strerror(errno)); goto out; }
+    if (fd < 0) {
+        rc = eng_h5_fail(err, ENG_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+        goto out;
+    }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         rc = eng_h5_fail(err, ENG_ERR_IO, "'%s' is not a regular file", path);
         goto out;
     }
     s = calloc(1, sizeof *s);
-    if (!s) { rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory"); goto out; }
+    if (!s) {
+        rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory");
+        goto out;
+    }
     r.s = s;
     s->file_size = (uint64_t)st.st_size;
 
@@ -910,15 +1093,20 @@ eng_code eng_summary_read(const char *path, eng_summary **out, eng_error *err)
         goto out;
     }
     int iz = eng_zip_is_zip(fd);
-    if (iz < 0) { rc = eng_h5_fail(err, ENG_ERR_IO, "cannot read '%s'", path); goto out; }
+    if (iz < 0) {
+        rc = eng_h5_fail(err, ENG_ERR_IO, "cannot read '%s'", path);
+        goto out;
+    }
     if (iz) {
         eng_zip_member m;
         s->format = ENG_FMT_KERAS3_ARCHIVE;
         rc = eng_zip_find(fd, s->file_size, "model.weights.h5", &m, err);
         if (rc) goto out;
         if (m.method != 0) {
-            rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip member 'model.weights.h5' is compressed (method %u); "
-                             "Keras stores it uncompressed", m.method);
+            rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                             "zip member 'model.weights.h5' is compressed (method %u); "
+                             "Keras stores it uncompressed",
+                             m.method);
             goto out;
         }
         eng_zip_member cm;
@@ -930,10 +1118,14 @@ eng_code eng_summary_read(const char *path, eng_summary **out, eng_error *err)
         s->hdf5_offset = m.data_offset;
         s->hdf5_size = m.size;
         if (m.size < sizeof hdf5_sig) {
-            rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip member 'model.weights.h5' is not an HDF5 file");
+            rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                             "zip member 'model.weights.h5' is not an HDF5 file");
             goto out;
         }
-        if (s->file_size > SIZE_MAX) { rc = eng_h5_fail(err, ENG_ERR_LIMIT, "archive too large to map"); goto out; }
+        if (s->file_size > SIZE_MAX) {
+            rc = eng_h5_fail(err, ENG_ERR_LIMIT, "archive too large to map");
+            goto out;
+        }
         map_len = (size_t)s->file_size;
         map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED) {
@@ -944,12 +1136,12 @@ eng_code eng_summary_read(const char *path, eng_summary **out, eng_error *err)
         ud.buf = (unsigned char *)map + m.data_offset;
         ud.size = (size_t)m.size;
         if (memcmp(ud.buf, hdf5_sig, sizeof hdf5_sig) != 0) {
-            rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip member 'model.weights.h5' is not an HDF5 file");
+            rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                             "zip member 'model.weights.h5' is not an HDF5 file");
             goto out;
         }
-        H5FD_file_image_callbacks_t cb = {
-            img_malloc, img_memcpy, img_realloc, img_free, img_udata_copy, img_udata_free, &ud
-        };
+        H5FD_file_image_callbacks_t cb = {img_malloc,     img_memcpy,     img_realloc, img_free,
+                                          img_udata_copy, img_udata_free, &ud};
         if (H5Pset_fapl_core(fapl, 1 << 16, 0) < 0 || H5Pset_file_image_callbacks(fapl, &cb) < 0 ||
             H5Pset_file_image(fapl, ud.buf, ud.size) < 0) {
             rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "cannot set up the in-memory HDF5 image");
@@ -957,13 +1149,16 @@ eng_code eng_summary_read(const char *path, eng_summary **out, eng_error *err)
         }
         r.file = H5Fopen("model.weights.h5", H5F_ACC_RDONLY, fapl);
         if (r.file < 0) {
-            rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip member 'model.weights.h5' is not a readable HDF5 file");
+            rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                             "zip member 'model.weights.h5' is not a readable HDF5 file");
             goto out;
         }
     } else {
         unsigned char sig[8];
-        if (eng_h5_pread_full(fd, sig, sizeof sig, 0) != 0 || memcmp(sig, hdf5_sig, sizeof sig) != 0) {
-            rc = eng_h5_fail(err, ENG_ERR_FORMAT, "not an HDF5 file (no HDF5 signature at offset 0) "
+        if (eng_h5_pread_full(fd, sig, sizeof sig, 0) != 0 ||
+            memcmp(sig, hdf5_sig, sizeof sig) != 0) {
+            rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                             "not an HDF5 file (no HDF5 signature at offset 0) "
                              "and not a .keras archive");
             goto out;
         }
@@ -977,7 +1172,8 @@ eng_code eng_summary_read(const char *path, eng_summary **out, eng_error *err)
         }
         r.file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
         if (r.file < 0) {
-            rc = eng_h5_fail(err, ENG_ERR_FORMAT, "not an HDF5 file libhdf5 can open (corrupt or truncated)");
+            rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                             "not an HDF5 file libhdf5 can open (corrupt or truncated)");
             goto out;
         }
     }
@@ -991,10 +1187,14 @@ eng_code eng_summary_read(const char *path, eng_summary **out, eng_error *err)
     /* Legacy save_weights: layer_names at the root. */
     htri_t ln = H5Aexists(r.file, "layer_names");
     htri_t ln0 = ln > 0 ? 0 : H5Aexists(r.file, "layer_names0");
-    if (ln < 0 || ln0 < 0) { rc = eng_h5_fail(err, ENG_ERR_FORMAT, "cannot read the root group's attributes"); goto out; }
+    if (ln < 0 || ln0 < 0) {
+        rc = eng_h5_fail(err, ENG_ERR_FORMAT, "cannot read the root group's attributes");
+        goto out;
+    }
     if (ln > 0 || ln0 > 0) {
         s->format = ENG_FMT_KERAS2_WEIGHTS;
-        if ((rc = attr_string1(&r, r.file, "/", "keras_version", ENG_MAX_NAME, &s->keras_version)) ||
+        if ((rc =
+                 attr_string1(&r, r.file, "/", "keras_version", ENG_MAX_NAME, &s->keras_version)) ||
             (rc = attr_string1(&r, r.file, "/", "backend", ENG_MAX_NAME, &s->backend)))
             goto out;
         rc = read_legacy(&r, r.file, "");
@@ -1006,26 +1206,38 @@ eng_code eng_summary_read(const char *path, eng_summary **out, eng_error *err)
     if (!missing) {
         ln = H5Aexists(root_mw, "layer_names");
         ln0 = ln > 0 ? 0 : H5Aexists(root_mw, "layer_names0");
-        if (ln < 0 || ln0 < 0) { rc = eng_h5_fail(err, ENG_ERR_FORMAT, "cannot read the attributes of 'model_weights'"); goto out; }
+        if (ln < 0 || ln0 < 0) {
+            rc = eng_h5_fail(err, ENG_ERR_FORMAT, "cannot read the attributes of 'model_weights'");
+            goto out;
+        }
         if (ln == 0 && ln0 == 0) {
-            rc = eng_h5_fail(err, ENG_ERR_FORMAT, "group 'model_weights' has no layer_names attribute");
+            rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                             "group 'model_weights' has no layer_names attribute");
             goto out;
         }
         s->format = ENG_FMT_KERAS2_MODEL;
-        if ((rc = attr_string1(&r, r.file, "/", "keras_version", ENG_MAX_NAME, &s->keras_version)) ||
-            (rc = attr_string1(&r, root_mw, "model_weights", "keras_version", ENG_MAX_NAME, &s->keras_version)) ||
+        if ((rc =
+                 attr_string1(&r, r.file, "/", "keras_version", ENG_MAX_NAME, &s->keras_version)) ||
+            (rc = attr_string1(&r, root_mw, "model_weights", "keras_version", ENG_MAX_NAME,
+                               &s->keras_version)) ||
             (rc = attr_string1(&r, r.file, "/", "backend", ENG_MAX_NAME, &s->backend)) ||
-            (rc = attr_string1(&r, root_mw, "model_weights", "backend", ENG_MAX_NAME, &s->backend)) ||
-            (rc = attr_string1(&r, r.file, "/", "model_config", ENG_H5_MAX_CONFIG, &s->model_config)))
+            (rc = attr_string1(&r, root_mw, "model_weights", "backend", ENG_MAX_NAME,
+                               &s->backend)) ||
+            (rc = attr_string1(&r, r.file, "/", "model_config", ENG_H5_MAX_CONFIG,
+                               &s->model_config)))
             goto out;
         rc = read_legacy(&r, root_mw, "model_weights");
         goto check;
     }
     /* Keras 3 .weights.h5: layers group. */
     htri_t hl = H5Lexists(r.file, "layers", H5P_DEFAULT);
-    if (hl < 0) { rc = eng_h5_fail(err, ENG_ERR_FORMAT, "cannot read the root group"); goto out; }
+    if (hl < 0) {
+        rc = eng_h5_fail(err, ENG_ERR_FORMAT, "cannot read the root group");
+        goto out;
+    }
     if (hl == 0) {
-        rc = eng_h5_fail(err, ENG_ERR_FORMAT, "HDF5 file without a Keras weight layout: no layer_names "
+        rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                         "HDF5 file without a Keras weight layout: no layer_names "
                          "attribute, no model_weights group, no layers group");
         goto out;
     }

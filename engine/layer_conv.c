@@ -20,7 +20,8 @@
 
 #include "layers.h"
 
-static int conv_common(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, char *why, bool need_filters)
+static int conv_common(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, char *why,
+                       bool need_filters)
 {
     eng_lparams *p = &L->p;
     int k[2];
@@ -35,7 +36,8 @@ static int conv_common(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc,
     }
     if (json_object_get(cfg, "kernel_size")) {
         if (eng_json_ints(cfg, "kernel_size", k, 2, -1) < 0) goto bad_k;
-    } else if (eng_json_ints(cfg, "nb_row", &k[0], 1, -1) < 0 || eng_json_ints(cfg, "nb_col", &k[1], 1, -1) < 0) {
+    } else if (eng_json_ints(cfg, "nb_row", &k[0], 1, -1) < 0 ||
+               eng_json_ints(cfg, "nb_col", &k[1], 1, -1) < 0) {
         goto bad_k;
     }
     if (k[0] < 1 || k[1] < 1 || k[0] > 4096 || k[1] > 4096) goto bad_k;
@@ -52,7 +54,10 @@ static int conv_common(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc,
         snprintf(why, ENG_WHY, "invalid dilation_rate");
         return -1;
     }
-    p->sh = s[0]; p->sw = s[1]; p->dh = d[0]; p->dw = d[1];
+    p->sh = s[0];
+    p->sw = s[1];
+    p->dh = d[0];
+    p->dw = d[1];
     const char *pad = eng_json_str(cfg, "padding");
     if (!pad) pad = eng_json_str(cfg, "border_mode");
     if (!pad || !strcmp(pad, "valid")) p->same = false;
@@ -94,7 +99,8 @@ static int spatial_out(eng_layer *L, const eng_shape *in, char *why)
     int64_t ho = eng_conv_out(in->d[0], p->kh, p->sh, p->dh, p->same);
     int64_t wo = eng_conv_out(in->d[1], p->kw, p->sw, p->dw, p->same);
     if (ho < 1 || wo < 1) {
-        snprintf(why, ENG_WHY, "inconsistent shapes: kernel %dx%d (dilation %dx%d) does not fit input %lldx%lld",
+        snprintf(why, ENG_WHY,
+                 "inconsistent shapes: kernel %dx%d (dilation %dx%d) does not fit input %lldx%lld",
                  p->kh, p->kw, p->dh, p->dw, (long long)in->d[0], (long long)in->d[1]);
         return -1;
     }
@@ -115,7 +121,8 @@ static int conv_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 static int conv_weights(eng_layer *L, const eng_shape *in, char *why)
 {
     (void)why;
-    eng_wspec_set(L, "kernel", true, 4, (int64_t)L->p.kh, (int64_t)L->p.kw, in->d[2], (int64_t)L->p.filters);
+    eng_wspec_set(L, "kernel", true, 4, (int64_t)L->p.kh, (int64_t)L->p.kw, in->d[2],
+                  (int64_t)L->p.filters);
     if (L->p.use_bias) eng_wspec_set(L, "bias", true, 1, (int64_t)L->p.filters);
     return 0;
 }
@@ -131,7 +138,8 @@ static int dw_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 static int dw_weights(eng_layer *L, const eng_shape *in, char *why)
 {
     (void)why;
-    eng_wspec_set(L, "depthwise_kernel", true, 4, (int64_t)L->p.kh, (int64_t)L->p.kw, in->d[2], (int64_t)L->p.dm);
+    eng_wspec_set(L, "depthwise_kernel", true, 4, (int64_t)L->p.kh, (int64_t)L->p.kw, in->d[2],
+                  (int64_t)L->p.dm);
     if (L->p.use_bias) eng_wspec_set(L, "bias", true, 1, in->d[2] * L->p.dm);
     return 0;
 }
@@ -139,8 +147,10 @@ static int dw_weights(eng_layer *L, const eng_shape *in, char *why)
 static int sep_weights(eng_layer *L, const eng_shape *in, char *why)
 {
     (void)why;
-    eng_wspec_set(L, "depthwise_kernel", true, 4, (int64_t)L->p.kh, (int64_t)L->p.kw, in->d[2], (int64_t)L->p.dm);
-    eng_wspec_set(L, "pointwise_kernel", true, 4, (int64_t)1, (int64_t)1, in->d[2] * L->p.dm, (int64_t)L->p.filters);
+    eng_wspec_set(L, "depthwise_kernel", true, 4, (int64_t)L->p.kh, (int64_t)L->p.kw, in->d[2],
+                  (int64_t)L->p.dm);
+    eng_wspec_set(L, "pointwise_kernel", true, 4, (int64_t)1, (int64_t)1, in->d[2] * L->p.dm,
+                  (int64_t)L->p.filters);
     if (L->p.use_bias) eng_wspec_set(L, "bias", true, 1, (int64_t)L->p.filters);
     return 0;
 }
@@ -190,7 +200,8 @@ static int tr_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 static int tr_weights(eng_layer *L, const eng_shape *in, char *why)
 {
     (void)why;
-    eng_wspec_set(L, "kernel", true, 4, (int64_t)L->p.kh, (int64_t)L->p.kw, (int64_t)L->p.filters, in->d[2]);
+    eng_wspec_set(L, "kernel", true, 4, (int64_t)L->p.kh, (int64_t)L->p.kw, (int64_t)L->p.filters,
+                  in->d[2]);
     if (L->p.use_bias) eng_wspec_set(L, "bias", true, 1, (int64_t)L->p.filters);
     return 0;
 }
@@ -218,9 +229,13 @@ static int conv_load(eng_mlayer *ml, char *why)
 {
     const eng_layer *L = ml->L;
     if (!eng_gemm_available() || !ml->w[0]) return 0;
-    int K = (int)(L->w[0].shape[0] * L->w[0].shape[1] * L->w[0].shape[2]), N = (int)L->w[0].shape[3];
+    int K = (int)(L->w[0].shape[0] * L->w[0].shape[1] * L->w[0].shape[2]),
+        N = (int)L->w[0].shape[3];
     ml->aux[0] = malloc(eng_gemm_packed_size(K, N) * sizeof(float));
-    if (!ml->aux[0]) { snprintf(why, ENG_WHY, "out of memory"); return -1; }
+    if (!ml->aux[0]) {
+        snprintf(why, ENG_WHY, "out of memory");
+        return -1;
+    }
     eng_gemm_pack(ml->aux[0], ml->w[0], K, N);
     /* the packed copy replaces the kernel: a model holds its weights once */
     free(ml->w[0]);
@@ -233,10 +248,14 @@ static int conv_load(eng_mlayer *ml, char *why)
         const int64_t W = L->cf ? L->ish.d[2] : L->ish.d[1];
         if ((int64_t)L->p.kh * L->p.dh * W * C >= (1LL << 30)) return 0;
         int *koff = malloc((size_t)K * sizeof *koff);
-        if (!koff) { snprintf(why, ENG_WHY, "out of memory"); return -1; }
+        if (!koff) {
+            snprintf(why, ENG_WHY, "out of memory");
+            return -1;
+        }
         for (int ky = 0, k = 0; ky < L->p.kh; ky++)
             for (int kx = 0; kx < L->p.kw; kx++)
-                for (int c = 0; c < C; c++) koff[k++] = (int)(((int64_t)ky * L->p.dh * W + kx * L->p.dw) * C + c);
+                for (int c = 0; c < C; c++)
+                    koff[k++] = (int)(((int64_t)ky * L->p.dh * W + kx * L->p.dw) * C + c);
         ml->aux[1] = (float *)(void *)koff;
     }
     return 0;
@@ -251,7 +270,8 @@ static void conv_gemm(const eng_fwd *f, int M, int F, int K, const float *a, flo
         eng_gemm(M, F, K, a, K, f->ml->aux[0], bias, p->act == ENG_ACT_RELU, y, F);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, F, K, 1.0f, a, K, f->ml->w[0], F, 0.0f, y, F);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, F, K, 1.0f, a, K, f->ml->w[0], F,
+                0.0f, y, F);
     add_bias(y, (size_t)M, (size_t)F, bias);
 }
 
@@ -272,8 +292,9 @@ static void conv_forward(const eng_fwd *f)
         const int *koff = (const int *)(const void *)f->ml->aux[1];
         const float *bias = p->use_bias ? f->ml->w[1] : NULL;
         for (size_t b = 0; b < f->batch; b++)
-            eng_gemm_conv(Ho, Wo, F, K, f->in[0] + b * (size_t)H * W * C, (size_t)p->sh * W * C, p->sw * C, koff,
-                          f->ml->aux[0], bias, p->act == ENG_ACT_RELU, f->out + b * (size_t)Ho * Wo * F);
+            eng_gemm_conv(Ho, Wo, F, K, f->in[0] + b * (size_t)H * W * C, (size_t)p->sh * W * C,
+                          p->sw * C, koff, f->ml->aux[0], bias, p->act == ENG_ACT_RELU,
+                          f->out + b * (size_t)Ho * Wo * F);
         return;
     }
     for (size_t b = 0; b < f->batch; b++) {
@@ -296,7 +317,8 @@ static void conv_forward(const eng_fwd *f)
                     }
                     for (int kx = 0; kx < p->kw; kx++, cp += C) {
                         int ix = ox * p->sw - pl + kx * p->dw;
-                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) memset(cp, 0, (size_t)C * sizeof *cp);
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                            memset(cp, 0, (size_t)C * sizeof *cp);
                         else memcpy(cp, x + ((size_t)iy * W + ix) * C, (size_t)C * sizeof *cp);
                     }
                 }
@@ -327,7 +349,8 @@ static void depthwise(const eng_fwd *f, const float *kern, const float *bias, fl
                     if (ix < 0 || ix >= W) continue;
                     const float *xp = x + ((size_t)iy * W + ix) * C;
                     const float *kp = kern + ((size_t)ky * p->kw + kx) * CM;
-                    if (M == 1) for (int c = 0; c < C; c++) o[c] += xp[c] * kp[c];
+                    if (M == 1)
+                        for (int c = 0; c < C; c++) o[c] += xp[c] * kp[c];
                     else
                         for (int c = 0; c < C; c++)
                             for (int m = 0; m < M; m++) o[c * M + m] += xp[c] * kp[c * M + m];
@@ -360,8 +383,8 @@ static void sep_forward(const eng_fwd *f)
     for (size_t b = 0; b < f->batch; b++) {
         float *y = f->out + b * HWo * F;
         depthwise(f, f->ml->w[0], NULL, f->scratch, b);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)HWo, F, CM, 1.0f, f->scratch, CM,
-                    f->ml->w[1], F, 0.0f, y, F);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)HWo, F, CM, 1.0f, f->scratch,
+                    CM, f->ml->w[1], F, 0.0f, y, F);
         add_bias(y, HWo, (size_t)F, bias);
     }
 }
@@ -386,8 +409,8 @@ static void tr_forward(const eng_fwd *f)
         const float *x = f->in[0] + b * (size_t)H * W * C;
         float *y = f->out + b * (size_t)Ho * Wo * F;
         /* cols(H*W, kh*kw*F) = x(H*W, C) . kernel(kh*kw*F, C)^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H * W, KF, C, 1.0f, x, C, f->ml->w[0], C, 0.0f,
-                    f->scratch, KF);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, H * W, KF, C, 1.0f, x, C, f->ml->w[0],
+                    C, 0.0f, f->scratch, KF);
         memset(y, 0, (size_t)Ho * Wo * F * sizeof *y);
         for (int iy = 0; iy < H; iy++)
             for (int ix = 0; ix < W; ix++) {
@@ -408,12 +431,18 @@ static void tr_forward(const eng_fwd *f)
 }
 
 const struct eng_layer_kind eng_kinds_conv[] = {
-    {"Conv2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, conv_load, conv_scratch, conv_forward},
-    {"Convolution2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, conv_load, conv_scratch, conv_forward},
-    {"AtrousConvolution2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, conv_load, conv_scratch, conv_forward},
+    {"Conv2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, conv_load, conv_scratch,
+     conv_forward},
+    {"Convolution2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, conv_load, conv_scratch,
+     conv_forward},
+    {"AtrousConvolution2D", ENG_K_SPATIAL, conv_parse, conv_shape, conv_weights, conv_load,
+     conv_scratch, conv_forward},
     {"DepthwiseConv2D", ENG_K_SPATIAL, dw_parse, dw_shape, dw_weights, NULL, NULL, dw_forward},
-    {"SeparableConv2D", ENG_K_SPATIAL, conv_parse, conv_shape, sep_weights, NULL, sep_scratch, sep_forward},
-    {"SeparableConvolution2D", ENG_K_SPATIAL, conv_parse, conv_shape, sep_weights, NULL, sep_scratch, sep_forward},
-    {"Conv2DTranspose", ENG_K_SPATIAL, tr_parse, tr_shape, tr_weights, NULL, tr_scratch, tr_forward},
+    {"SeparableConv2D", ENG_K_SPATIAL, conv_parse, conv_shape, sep_weights, NULL, sep_scratch,
+     sep_forward},
+    {"SeparableConvolution2D", ENG_K_SPATIAL, conv_parse, conv_shape, sep_weights, NULL,
+     sep_scratch, sep_forward},
+    {"Conv2DTranspose", ENG_K_SPATIAL, tr_parse, tr_shape, tr_weights, NULL, tr_scratch,
+     tr_forward},
     {NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL},
 };

@@ -28,7 +28,8 @@ static int dense_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc,
 
 static int dense_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 {
-    (void)nin; (void)why;
+    (void)nin;
+    (void)why;
     L->out = *in;
     L->out.d[in->rank - 1] = L->p.units;
     return 0;
@@ -49,7 +50,10 @@ static int dense_load(eng_mlayer *ml, char *why)
     if (!eng_gemm_available() || !ml->w[0]) return 0;
     int K = (int)L->w[0].shape[0], N = (int)L->w[0].shape[1];
     ml->aux[0] = malloc(eng_gemm_packed_size(K, N) * sizeof(float));
-    if (!ml->aux[0]) { snprintf(why, ENG_WHY, "out of memory"); return -1; }
+    if (!ml->aux[0]) {
+        snprintf(why, ENG_WHY, "out of memory");
+        return -1;
+    }
     eng_gemm_pack(ml->aux[0], ml->w[0], K, N);
     /* the packed copy replaces the kernel: a model holds its weights once */
     free(ml->w[0]);

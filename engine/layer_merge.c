@@ -15,9 +15,14 @@ static int merge_parse_op(eng_layer *L, int op)
     return 0;
 }
 
-#define MERGE_PARSE(fn, op) \
+#define MERGE_PARSE(fn, op)                                                            \
     static int fn(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, char *why) \
-    { (void)cfg; (void)pc; (void)why; return merge_parse_op(L, op); }
+    {                                                                                  \
+        (void)cfg;                                                                     \
+        (void)pc;                                                                      \
+        (void)why;                                                                     \
+        return merge_parse_op(L, op);                                                  \
+    }
 MERGE_PARSE(add_parse, M_ADD)
 MERGE_PARSE(sub_parse, M_SUB)
 MERGE_PARSE(mul_parse, M_MUL)
@@ -56,11 +61,24 @@ static void elem_forward(const eng_fwd *f)
         const float *x = f->in[k];
         float *y = f->out;
         switch (op) {
-        case M_ADD: case M_AVG: for (size_t i = 0; i < n; i++) y[i] += x[i]; break;
-        case M_SUB: for (size_t i = 0; i < n; i++) y[i] -= x[i]; break;
-        case M_MUL: for (size_t i = 0; i < n; i++) y[i] *= x[i]; break;
-        case M_MAX: for (size_t i = 0; i < n; i++) if (x[i] > y[i]) y[i] = x[i]; break;
-        case M_MIN: for (size_t i = 0; i < n; i++) if (x[i] < y[i]) y[i] = x[i]; break;
+        case M_ADD:
+        case M_AVG:
+            for (size_t i = 0; i < n; i++) y[i] += x[i];
+            break;
+        case M_SUB:
+            for (size_t i = 0; i < n; i++) y[i] -= x[i];
+            break;
+        case M_MUL:
+            for (size_t i = 0; i < n; i++) y[i] *= x[i];
+            break;
+        case M_MAX:
+            for (size_t i = 0; i < n; i++)
+                if (x[i] > y[i]) y[i] = x[i];
+            break;
+        case M_MIN:
+            for (size_t i = 0; i < n; i++)
+                if (x[i] < y[i]) y[i] = x[i];
+            break;
         default: break;
         }
     }
@@ -74,7 +92,10 @@ static int concat_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc
     const json_t *ax = json_object_get(cfg, "axis");
     L->p.merge_op = M_CONCAT;
     L->p.axis = ax ? (json_is_integer(ax) ? (int)json_integer_value(ax) : 1000) : -1;
-    if (L->p.axis == 1000) { snprintf(why, ENG_WHY, "invalid axis"); return -1; }
+    if (L->p.axis == 1000) {
+        snprintf(why, ENG_WHY, "invalid axis");
+        return -1;
+    }
     return 0;
 }
 
@@ -88,7 +109,8 @@ static int concat_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 {
     int ax = concat_axis(L, in[0].rank);
     if (ax < 0) {
-        snprintf(why, ENG_WHY, "inconsistent shapes: axis %d out of range for rank %d", L->p.axis, in[0].rank);
+        snprintf(why, ENG_WHY, "inconsistent shapes: axis %d out of range for rank %d", L->p.axis,
+                 in[0].rank);
         return -1;
     }
     L->out = in[0];
@@ -96,7 +118,9 @@ static int concat_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
         bool ok = in[k].rank == in[0].rank;
         for (int d = 0; ok && d < in[0].rank; d++) ok = d == ax || in[k].d[d] == in[0].d[d];
         if (!ok) {
-            snprintf(why, ENG_WHY, "inconsistent shapes: input %d does not match input 0 outside axis %d", k, L->p.axis);
+            snprintf(why, ENG_WHY,
+                     "inconsistent shapes: input %d does not match input 0 outside axis %d", k,
+                     L->p.axis);
             return -1;
         }
         L->out.d[ax] += in[k].d[ax];

@@ -28,7 +28,8 @@ static int input_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc,
 
 static int same_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 {
-    (void)nin; (void)why;
+    (void)nin;
+    (void)why;
     L->out = *in;
     return 0;
 }
@@ -45,14 +46,18 @@ static int flatten_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *p
 {
     (void)pc;
     int df = eng_json_data_format(cfg);
-    if (df < 0) { snprintf(why, ENG_WHY, "unknown data_format"); return -1; }
+    if (df < 0) {
+        snprintf(why, ENG_WHY, "unknown data_format");
+        return -1;
+    }
     L->p.flatten_cf = df == 1;
     return 0;
 }
 
 static int flatten_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 {
-    (void)nin; (void)why;
+    (void)nin;
+    (void)why;
     L->out.rank = 1;
     L->out.d[0] = eng_shape_count(in);
     return 0;
@@ -60,7 +65,10 @@ static int flatten_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 
 static void flatten_forward(const eng_fwd *f)
 {
-    if (!f->L->p.flatten_cf || f->in0.rank < 2) { copy_forward(f); return; }
+    if (!f->L->p.flatten_cf || f->in0.rank < 2) {
+        copy_forward(f);
+        return;
+    }
     /* (C, rest) -> (rest, C) */
     size_t C = (size_t)f->in0.d[0], R = (size_t)eng_shape_count(&f->in0) / C;
     for (size_t b = 0; b < f->batch; b++) {
@@ -82,7 +90,7 @@ static int reshape_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *p
         return -1;
     }
     L->p.target_rank = (int)json_array_size(t);
-    json_array_foreach(t, i, e) {
+    json_array_foreach (t, i, e) {
         if (!json_is_integer(e) || json_integer_value(e) < -1 || json_integer_value(e) == 0 ||
             json_integer_value(e) > (1 << 30)) {
             snprintf(why, ENG_WHY, "target_shape entry %zu invalid", i);
@@ -102,7 +110,10 @@ static int reshape_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
     for (int i = 0; i < L->p.target_rank; i++) {
         L->out.d[i] = L->p.target[i];
         if (L->p.target[i] == -1) {
-            if (unknown >= 0) { snprintf(why, ENG_WHY, "target_shape has more than one -1"); return -1; }
+            if (unknown >= 0) {
+                snprintf(why, ENG_WHY, "target_shape has more than one -1");
+                return -1;
+            }
             unknown = i;
         } else known *= L->p.target[i];
     }
@@ -136,7 +147,10 @@ static int relu_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, 
     L->p.max_value = L->p.has_max ? (float)json_number_value(mv) : 0;
     L->p.alpha = (float)eng_json_num(cfg, "negative_slope", 0.0);
     L->p.threshold = (float)eng_json_num(cfg, "threshold", 0.0);
-    if (mv && !json_is_null(mv) && !L->p.has_max) { snprintf(why, ENG_WHY, "invalid max_value"); return -1; }
+    if (mv && !json_is_null(mv) && !L->p.has_max) {
+        snprintf(why, ENG_WHY, "invalid max_value");
+        return -1;
+    }
     return 0;
 }
 
@@ -156,7 +170,8 @@ static void relu_forward(const eng_fwd *f)
 
 static int leaky_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, char *why)
 {
-    (void)pc; (void)why;
+    (void)pc;
+    (void)why;
     L->p.alpha = (float)eng_json_num(cfg, "negative_slope", eng_json_num(cfg, "alpha", 0.3));
     return 0;
 }
@@ -173,7 +188,8 @@ static void leaky_forward(const eng_fwd *f)
 
 static int elu_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, char *why)
 {
-    (void)pc; (void)why;
+    (void)pc;
+    (void)why;
     L->p.alpha = (float)eng_json_num(cfg, "alpha", 1.0);
     return 0;
 }
@@ -193,9 +209,13 @@ static int softmax_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *p
     (void)pc;
     const json_t *ax = json_object_get(cfg, "axis");
     if (json_is_array(ax) && json_array_size(ax) == 1) ax = json_array_get(ax, 0);
-    L->p.axis = ax && !json_is_null(ax) ? (json_is_integer(ax) ? (int)json_integer_value(ax) : 1000) : -1;
+    L->p.axis =
+        ax && !json_is_null(ax) ? (json_is_integer(ax) ? (int)json_integer_value(ax) : 1000) : -1;
     L->p.act = ENG_ACT_SOFTMAX;
-    if (L->p.axis == 1000) { snprintf(why, ENG_WHY, "invalid axis"); return -1; }
+    if (L->p.axis == 1000) {
+        snprintf(why, ENG_WHY, "invalid axis");
+        return -1;
+    }
     return 0;
 }
 
@@ -229,17 +249,29 @@ static void rescaling_forward(const eng_fwd *f)
     for (size_t i = 0; i < n; i++) f->out[i] = f->in[0][i] * f->L->p.rs_scale + f->L->p.rs_offset;
 }
 
-#define IDENT(cls) {cls, ENG_K_IDENTITY, NULL, same_shape, NULL, NULL, NULL, copy_forward}
+#define IDENT(cls)                                                            \
+    {                                                                         \
+        cls, ENG_K_IDENTITY, NULL, same_shape, NULL, NULL, NULL, copy_forward \
+    }
 
 const struct eng_layer_kind eng_kinds_misc[] = {
     {"InputLayer", ENG_K_INPUT | ENG_K_IDENTITY, input_parse, NULL, NULL, NULL, NULL, copy_forward},
     {"Flatten", ENG_K_IDENTITY, flatten_parse, flatten_shape, NULL, NULL, NULL, flatten_forward},
     {"Reshape", ENG_K_IDENTITY, reshape_parse, reshape_shape, NULL, NULL, NULL, copy_forward},
-    IDENT("Dropout"), IDENT("SpatialDropout2D"), IDENT("SpatialDropout1D"), IDENT("GaussianNoise"),
-    IDENT("GaussianDropout"), IDENT("AlphaDropout"), IDENT("ActivityRegularization"),
+    IDENT("Dropout"),
+    IDENT("SpatialDropout2D"),
+    IDENT("SpatialDropout1D"),
+    IDENT("GaussianNoise"),
+    IDENT("GaussianDropout"),
+    IDENT("AlphaDropout"),
+    IDENT("ActivityRegularization"),
     /* Keras preprocessing augmentations: identity at inference */
-    IDENT("RandomFlip"), IDENT("RandomRotation"), IDENT("RandomZoom"), IDENT("RandomContrast"),
-    IDENT("RandomTranslation"), IDENT("RandomBrightness"),
+    IDENT("RandomFlip"),
+    IDENT("RandomRotation"),
+    IDENT("RandomZoom"),
+    IDENT("RandomContrast"),
+    IDENT("RandomTranslation"),
+    IDENT("RandomBrightness"),
     {"Activation", 0, activation_parse, same_shape, NULL, NULL, NULL, copy_forward},
     {"ReLU", 0, relu_parse, same_shape, NULL, NULL, NULL, relu_forward},
     {"LeakyReLU", 0, leaky_parse, same_shape, NULL, NULL, NULL, leaky_forward},

@@ -29,9 +29,15 @@ static int bn_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, ch
         ax = json_array_get(ax, 0);
     }
     p->axis = ax ? (json_is_integer(ax) ? (int)json_integer_value(ax) : 1000) : -1;
-    if (p->axis == 1000) { snprintf(why, ENG_WHY, "invalid axis"); return -1; }
+    if (p->axis == 1000) {
+        snprintf(why, ENG_WHY, "invalid axis");
+        return -1;
+    }
     p->eps = (float)eng_json_num(cfg, "epsilon", 1e-3);
-    if (!(p->eps >= 0)) { snprintf(why, ENG_WHY, "invalid epsilon"); return -1; }
+    if (!(p->eps >= 0)) {
+        snprintf(why, ENG_WHY, "invalid epsilon");
+        return -1;
+    }
     const json_t *mode = json_object_get(cfg, "mode");
     p->bn_k1 = mode != NULL || pc->keras_major == 1;
     if (mode && !(json_is_integer(mode) && json_integer_value(mode) == 0)) {
@@ -46,7 +52,7 @@ static int bn_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, ch
 static int bn_axis(const eng_layer *L, const eng_shape *in)
 {
     int a = L->p.axis;
-    int idx = a < 0 ? in->rank + a : a - 1;   /* Keras axes count the batch dim */
+    int idx = a < 0 ? in->rank + a : a - 1; /* Keras axes count the batch dim */
     return (idx >= 0 && idx < in->rank) ? idx : -1;
 }
 
@@ -54,7 +60,8 @@ static int bn_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 {
     (void)nin;
     if (bn_axis(L, in) < 0) {
-        snprintf(why, ENG_WHY, "inconsistent shapes: axis %d out of range for a rank-%d input", L->p.axis, in->rank);
+        snprintf(why, ENG_WHY, "inconsistent shapes: axis %d out of range for a rank-%d input",
+                 L->p.axis, in->rank);
         return -1;
     }
     L->out = *in;
@@ -89,7 +96,10 @@ static int bn_load(eng_mlayer *ml, char *why)
     const float *mean = ml->w[i++], *var = ml->w[i++];
     ml->aux[0] = malloc((size_t)C * sizeof(float));
     ml->aux[1] = malloc((size_t)C * sizeof(float));
-    if (!ml->aux[0] || !ml->aux[1]) { snprintf(why, ENG_WHY, "out of memory"); return -1; }
+    if (!ml->aux[0] || !ml->aux[1]) {
+        snprintf(why, ENG_WHY, "out of memory");
+        return -1;
+    }
     for (int64_t c = 0; c < C; c++) {
         double s = (gamma ? gamma[c] : 1.0) / sqrt((double)var[c] + L->p.eps);
         ml->aux[0][c] = (float)s;

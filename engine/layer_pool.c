@@ -22,12 +22,18 @@ static int pool_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, 
         return -1;
     }
     const json_t *st = json_object_get(cfg, "strides");
-    if (!st || json_is_null(st)) { s[0] = k[0]; s[1] = k[1]; }
-    else if (eng_json_ints(cfg, "strides", s, 2, -1) < 0 || s[0] < 1 || s[1] < 1) {
+    if (!st || json_is_null(st)) {
+        s[0] = k[0];
+        s[1] = k[1];
+    } else if (eng_json_ints(cfg, "strides", s, 2, -1) < 0 || s[0] < 1 || s[1] < 1) {
         snprintf(why, ENG_WHY, "invalid strides");
         return -1;
     }
-    p->kh = k[0]; p->kw = k[1]; p->sh = s[0]; p->sw = s[1]; p->dh = p->dw = 1;
+    p->kh = k[0];
+    p->kw = k[1];
+    p->sh = s[0];
+    p->sw = s[1];
+    p->dh = p->dw = 1;
     const char *pad = eng_json_str(cfg, "padding");
     if (!pad) pad = eng_json_str(cfg, "border_mode");
     if (!pad || !strcmp(pad, "valid")) p->same = false;
@@ -46,8 +52,8 @@ static int pool_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
     int64_t ho = eng_conv_out(in->d[0], p->kh, p->sh, 1, p->same);
     int64_t wo = eng_conv_out(in->d[1], p->kw, p->sw, 1, p->same);
     if (ho < 1 || wo < 1) {
-        snprintf(why, ENG_WHY, "inconsistent shapes: pool %dx%d larger than input %lldx%lld",
-                 p->kh, p->kw, (long long)in->d[0], (long long)in->d[1]);
+        snprintf(why, ENG_WHY, "inconsistent shapes: pool %dx%d larger than input %lldx%lld", p->kh,
+                 p->kw, (long long)in->d[0], (long long)in->d[1]);
         return -1;
     }
     L->out.rank = 3;
@@ -80,11 +86,15 @@ static void pool_run(const eng_fwd *f, bool is_max)
                         if (ix < 0 || ix >= W) continue;
                         const float *xp = x + ((size_t)iy * W + ix) * C;
                         n++;
-                        if (is_max) { for (int c = 0; c < C; c++) if (xp[c] > o[c] || xp[c] != xp[c]) o[c] = xp[c]; }
-                        else for (int c = 0; c < C; c++) o[c] += xp[c];
+                        if (is_max) {
+                            for (int c = 0; c < C; c++)
+                                if (xp[c] > o[c] || xp[c] != xp[c]) o[c] = xp[c];
+                        } else
+                            for (int c = 0; c < C; c++) o[c] += xp[c];
                     }
                 }
-                if (!is_max && n) for (int c = 0; c < C; c++) o[c] /= (float)n;
+                if (!is_max && n)
+                    for (int c = 0; c < C; c++) o[c] /= (float)n;
             }
     }
 }
@@ -92,9 +102,11 @@ static void pool_run(const eng_fwd *f, bool is_max)
 /* One output row of max pooling: n windows, the first at x0, each `step`
  * floats after the previous; out[c] = max of its kh x kw cells (input row
  * stride `row` floats) for every channel; NaN propagates as in pool_run. */
-typedef void (*max_row_fn)(const float *x0, float *o, int n, size_t step, int C, size_t row, int kh, int kw);
+typedef void (*max_row_fn)(const float *x0, float *o, int n, size_t step, int C, size_t row, int kh,
+                           int kw);
 
-static void max_row(const float *x0, float *o, int n, size_t step, int C, size_t row, int kh, int kw)
+static void max_row(const float *x0, float *o, int n, size_t step, int C, size_t row, int kh,
+                    int kw)
 {
     for (int i = 0; i < n; i++, x0 += step, o += C) {
         memcpy(o, x0, (size_t)C * sizeof *o);
@@ -114,8 +126,9 @@ static void max_row(const float *x0, float *o, int n, size_t step, int C, size_t
 /* The same with 16 channels per AVX-512 register kept over the window (no
  * store/reload per cell): pooling after the first conv of a small CNN was
  * slower than the conv (4.4 vs 3.4 µs per image). C % 16 == 0. */
-static __attribute__((target("avx512f"))) void max_row16(const float *x0, float *o, int n, size_t step, int C,
-                                                         size_t row, int kh, int kw)
+static __attribute__((target("avx512f"))) void max_row16(const float *x0, float *o, int n,
+                                                         size_t step, int C, size_t row, int kh,
+                                                         int kw)
 {
     for (int i = 0; i < n; i++, x0 += step, o += C)
         for (int c = 0; c < C; c += 16) {
@@ -123,7 +136,8 @@ static __attribute__((target("avx512f"))) void max_row16(const float *x0, float 
             for (int ky = 0; ky < kh; ky++)
                 for (int kx = ky ? 0 : 1; kx < kw; kx++) {
                     __m512 v = _mm512_loadu_ps(x0 + ky * row + (size_t)kx * C + c);
-                    __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                    __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
+                                     _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
                     m = _mm512_mask_blend_ps(take, m, v);
                 }
             _mm512_storeu_ps(o + c, m);
@@ -162,20 +176,25 @@ static void maxpool_forward(const eng_fwd *f)
     if (inside) maxpool_inside(f);
     else pool_run(f, true);
 }
-static void avgpool_forward(const eng_fwd *f) { pool_run(f, false); }
+static void avgpool_forward(const eng_fwd *f)
+{
+    pool_run(f, false);
+}
 
 /* ---- global pooling ---- */
 
 static int gpool_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, char *why)
 {
-    (void)pc; (void)why;
+    (void)pc;
+    (void)why;
     L->p.keepdims = eng_json_bool(cfg, "keepdims", false);
     return 0;
 }
 
 static int gpool_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 {
-    (void)nin; (void)why;
+    (void)nin;
+    (void)why;
     if (L->p.keepdims) {
         L->out.rank = 3;
         L->out.d[0] = L->out.d[1] = 1;
@@ -196,22 +215,35 @@ static void gpool_run(const eng_fwd *f, bool is_max)
         for (size_t c = 0; c < C; c++) o[c] = is_max ? x[c] : 0.0f;
         for (size_t i = 0; i < HW; i++) {
             const float *xp = x + i * C;
-            if (is_max) { for (size_t c = 0; c < C; c++) if (xp[c] > o[c] || xp[c] != xp[c]) o[c] = xp[c]; }
-            else for (size_t c = 0; c < C; c++) o[c] += xp[c];
+            if (is_max) {
+                for (size_t c = 0; c < C; c++)
+                    if (xp[c] > o[c] || xp[c] != xp[c]) o[c] = xp[c];
+            } else
+                for (size_t c = 0; c < C; c++) o[c] += xp[c];
         }
-        if (!is_max) for (size_t c = 0; c < C; c++) o[c] /= (float)HW;
+        if (!is_max)
+            for (size_t c = 0; c < C; c++) o[c] /= (float)HW;
     }
 }
 
-static void gmax_forward(const eng_fwd *f) { gpool_run(f, true); }
-static void gavg_forward(const eng_fwd *f) { gpool_run(f, false); }
+static void gmax_forward(const eng_fwd *f)
+{
+    gpool_run(f, true);
+}
+static void gavg_forward(const eng_fwd *f)
+{
+    gpool_run(f, false);
+}
 
 /* ---- ZeroPadding2D / Cropping2D: int, [sym_h, sym_w] or [[t, b], [l, r]] ---- */
 
 static int four_ints(const json_t *cfg, const char *key, int def, int out[4], char *why)
 {
     const json_t *v = json_object_get(cfg, key);
-    if (!v || json_is_null(v)) { for (int i = 0; i < 4; i++) out[i] = def; return 0; }
+    if (!v || json_is_null(v)) {
+        for (int i = 0; i < 4; i++) out[i] = def;
+        return 0;
+    }
     if (json_is_integer(v)) {
         for (int i = 0; i < 4; i++) out[i] = (int)json_integer_value(v);
     } else if (json_is_array(v) && json_array_size(v) == 2) {
@@ -220,13 +252,15 @@ static int four_ints(const json_t *cfg, const char *key, int def, int out[4], ch
             if (json_is_integer(e)) {
                 out[2 * i] = out[2 * i + 1] = (int)json_integer_value(e);
             } else if (json_is_array(e) && json_array_size(e) == 2 &&
-                       json_is_integer(json_array_get(e, 0)) && json_is_integer(json_array_get(e, 1))) {
+                       json_is_integer(json_array_get(e, 0)) &&
+                       json_is_integer(json_array_get(e, 1))) {
                 out[2 * i] = (int)json_integer_value(json_array_get(e, 0));
                 out[2 * i + 1] = (int)json_integer_value(json_array_get(e, 1));
             } else goto bad;
         }
     } else goto bad;
-    for (int i = 0; i < 4; i++) if (out[i] < 0 || out[i] > (1 << 20)) goto bad;
+    for (int i = 0; i < 4; i++)
+        if (out[i] < 0 || out[i] > (1 << 20)) goto bad;
     return 0;
 bad:
     snprintf(why, ENG_WHY, "invalid %s", key);
@@ -247,7 +281,8 @@ static int crop_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, 
 
 static int zpad_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 {
-    (void)nin; (void)why;
+    (void)nin;
+    (void)why;
     L->out = *in;
     L->out.d[0] = in->d[0] + L->p.pad[0] + L->p.pad[1];
     L->out.d[1] = in->d[1] + L->p.pad[2] + L->p.pad[3];
@@ -286,8 +321,14 @@ static void shift_copy(const eng_fwd *f, int oy, int ox)
     }
 }
 
-static void zpad_forward(const eng_fwd *f) { shift_copy(f, f->L->p.pad[0], f->L->p.pad[2]); }
-static void crop_forward(const eng_fwd *f) { shift_copy(f, -f->L->p.pad[0], -f->L->p.pad[2]); }
+static void zpad_forward(const eng_fwd *f)
+{
+    shift_copy(f, f->L->p.pad[0], f->L->p.pad[2]);
+}
+static void crop_forward(const eng_fwd *f)
+{
+    shift_copy(f, -f->L->p.pad[0], -f->L->p.pad[2]);
+}
 
 /* ---- UpSampling2D ---- */
 
@@ -309,7 +350,8 @@ static int up_parse(eng_layer *L, const json_t *cfg, const eng_parse_ctx *pc, ch
 
 static int up_shape(eng_layer *L, const eng_shape *in, int nin, char *why)
 {
-    (void)nin; (void)why;
+    (void)nin;
+    (void)why;
     L->out = *in;
     L->out.d[0] = in->d[0] * L->p.up[0];
     L->out.d[1] = in->d[1] * L->p.up[1];
@@ -326,7 +368,8 @@ static void up_forward(const eng_fwd *f)
         for (int r = 0; r < Ho; r++)
             for (int c = 0; c < Wo; c++)
                 memcpy(y + ((size_t)r * Wo + c) * C,
-                       x + ((size_t)(r / f->L->p.up[0]) * W + c / f->L->p.up[1]) * C, (size_t)C * sizeof *y);
+                       x + ((size_t)(r / f->L->p.up[0]) * W + c / f->L->p.up[1]) * C,
+                       (size_t)C * sizeof *y);
     }
 }
 
@@ -335,7 +378,8 @@ const struct eng_layer_kind eng_kinds_pool[] = {
     {"MaxPool2D", ENG_K_SPATIAL, pool_parse, pool_shape, NULL, NULL, NULL, maxpool_forward},
     {"AveragePooling2D", ENG_K_SPATIAL, pool_parse, pool_shape, NULL, NULL, NULL, avgpool_forward},
     {"AvgPool2D", ENG_K_SPATIAL, pool_parse, pool_shape, NULL, NULL, NULL, avgpool_forward},
-    {"GlobalAveragePooling2D", ENG_K_SPATIAL, gpool_parse, gpool_shape, NULL, NULL, NULL, gavg_forward},
+    {"GlobalAveragePooling2D", ENG_K_SPATIAL, gpool_parse, gpool_shape, NULL, NULL, NULL,
+     gavg_forward},
     {"GlobalAvgPool2D", ENG_K_SPATIAL, gpool_parse, gpool_shape, NULL, NULL, NULL, gavg_forward},
     {"GlobalMaxPooling2D", ENG_K_SPATIAL, gpool_parse, gpool_shape, NULL, NULL, NULL, gmax_forward},
     {"GlobalMaxPool2D", ENG_K_SPATIAL, gpool_parse, gpool_shape, NULL, NULL, NULL, gmax_forward},

@@ -17,7 +17,10 @@
 
 static bool json_is_intlike(const json_t *v, double *out)
 {
-    if (json_is_integer(v)) { *out = (double)json_integer_value(v); return true; }
+    if (json_is_integer(v)) {
+        *out = (double)json_integer_value(v);
+        return true;
+    }
     if (json_is_real(v)) {
         double d = json_real_value(v);
         if (d != floor(d)) return false;
@@ -82,13 +85,18 @@ int eng_json_data_format(const json_t *cfg)
     return -1;
 }
 
-static const struct { const char *name; int act; } act_names[] = {
-    {"linear", ENG_ACT_LINEAR}, {"relu", ENG_ACT_RELU}, {"relu6", ENG_ACT_RELU6},
-    {"sigmoid", ENG_ACT_SIGMOID}, {"tanh", ENG_ACT_TANH}, {"softmax", ENG_ACT_SOFTMAX},
-    {"elu", ENG_ACT_ELU}, {"selu", ENG_ACT_SELU}, {"softplus", ENG_ACT_SOFTPLUS},
-    {"softsign", ENG_ACT_SOFTSIGN}, {"swish", ENG_ACT_SWISH}, {"silu", ENG_ACT_SWISH},
-    {"gelu", ENG_ACT_GELU}, {"exponential", ENG_ACT_EXPONENTIAL}, {"mish", ENG_ACT_MISH},
-    {"hard_sigmoid", ENG_ACT_HARD_SIGMOID_K2},
+static const struct {
+    const char *name;
+    int act;
+} act_names[] = {
+    {"linear", ENG_ACT_LINEAR},     {"relu", ENG_ACT_RELU},
+    {"relu6", ENG_ACT_RELU6},       {"sigmoid", ENG_ACT_SIGMOID},
+    {"tanh", ENG_ACT_TANH},         {"softmax", ENG_ACT_SOFTMAX},
+    {"elu", ENG_ACT_ELU},           {"selu", ENG_ACT_SELU},
+    {"softplus", ENG_ACT_SOFTPLUS}, {"softsign", ENG_ACT_SOFTSIGN},
+    {"swish", ENG_ACT_SWISH},       {"silu", ENG_ACT_SWISH},
+    {"gelu", ENG_ACT_GELU},         {"exponential", ENG_ACT_EXPONENTIAL},
+    {"mish", ENG_ACT_MISH},         {"hard_sigmoid", ENG_ACT_HARD_SIGMOID_K2},
 };
 
 int eng_act_parse(const char *name, int keras_major)
@@ -120,7 +128,10 @@ int eng_json_activation(const json_t *cfg, int keras_major, const char **bad)
         /* Keras 3 may serialize a builtin as {"class_name": "function", "config": "relu"} */
         const json_t *c = json_object_get(v, "config");
         if (json_is_string(c)) v = c;
-        else { *bad = "(object)"; return -1; }
+        else {
+            *bad = "(object)";
+            return -1;
+        }
     }
     const char *s = json_string_value(v);
     int a = eng_act_parse(s, keras_major);
@@ -178,7 +189,10 @@ int eng_pad_before(int64_t in, int64_t out, int k, int s, int d)
 /* A shape list [null, d1, d2, …] (with_batch) or [d1, …] into s. */
 int eng_parse_shape(const json_t *v, bool with_batch, eng_shape *s, char *why)
 {
-    if (!json_is_array(v)) { snprintf(why, ENG_WHY, "input shape is not a list"); return -1; }
+    if (!json_is_array(v)) {
+        snprintf(why, ENG_WHY, "input shape is not a list");
+        return -1;
+    }
     size_t n = json_array_size(v), first = with_batch ? 1 : 0;
     if (n <= first || n - first > ENG_MAX_RANK - 1) {
         snprintf(why, ENG_WHY, "input shape of rank %zu not supported", n);
@@ -188,8 +202,10 @@ int eng_parse_shape(const json_t *v, bool with_batch, eng_shape *s, char *why)
     for (size_t i = first; i < n; i++) {
         double d;
         if (!json_is_intlike(json_array_get(v, i), &d) || d < 1 || d > (1 << 30)) {
-            snprintf(why, ENG_WHY, "input shape dimension %zu is unknown (None) or invalid; "
-                     "the engine needs every dimension", i);
+            snprintf(why, ENG_WHY,
+                     "input shape dimension %zu is unknown (None) or invalid; "
+                     "the engine needs every dimension",
+                     i);
             return -1;
         }
         s->d[i - first] = (int64_t)d;
@@ -208,7 +224,8 @@ int eng_declared_shape(const json_t *cfg, eng_shape *s, bool *found, char *why)
         return eng_parse_shape(v, true, s, why);
     if ((v = json_object_get(cfg, "input_shape")) && !json_is_null(v))
         return eng_parse_shape(v, false, s, why);
-    if ((v = json_object_get(cfg, "input_dim")) && json_is_integer(v) && json_integer_value(v) > 0) {
+    if ((v = json_object_get(cfg, "input_dim")) && json_is_integer(v) &&
+        json_integer_value(v) > 0) {
         s->rank = 1;
         s->d[0] = json_integer_value(v);
         return 0;

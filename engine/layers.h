@@ -17,10 +17,10 @@
 #define ENG_WHY 256
 
 enum {
-    ENG_K_SPATIAL  = 1,   /* has data_format; computes in NHWC */
-    ENG_K_IDENTITY = 2,   /* inference identity: output aliases the input */
-    ENG_K_MULTI    = 4,   /* takes several inputs (merge layers) */
-    ENG_K_INPUT    = 8,   /* InputLayer */
+    ENG_K_SPATIAL = 1,  /* has data_format; computes in NHWC */
+    ENG_K_IDENTITY = 2, /* inference identity: output aliases the input */
+    ENG_K_MULTI = 4,    /* takes several inputs (merge layers) */
+    ENG_K_INPUT = 8,    /* InputLayer */
 };
 
 typedef struct eng_parse_ctx {

@@ -21,7 +21,7 @@
 #include "h5_int.h"
 #include "layers.h"
 
-#define SCAN_ELEMS (1u << 18)   /* floats per chunk while scanning: 1 MiB, bounded memory */
+#define SCAN_ELEMS (1u << 18) /* floats per chunk while scanning: 1 MiB, bounded memory */
 
 static bool is_legacy(const eng_summary *s)
 {
@@ -77,7 +77,10 @@ eng_code eng_view_build(const eng_arch *a, const eng_summary *s, eng_view **out,
         }
     }
     claimed = calloc(s->nlayers ? s->nlayers : 1, sizeof *claimed);
-    if (!claimed) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+    if (!claimed) {
+        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < v->n; i++)
         if (v->layers[i].file) claimed[v->layers[i].file - s->layers] = true;
     for (size_t k = 0; k < s->nlayers; k++) {
@@ -99,7 +102,8 @@ out:
 static long view_find(const eng_view *v, const char *name, size_t len)
 {
     for (size_t i = 0; i < v->n; i++)
-        if (strlen(v->layers[i].name) == len && !memcmp(v->layers[i].name, name, len)) return (long)i;
+        if (strlen(v->layers[i].name) == len && !memcmp(v->layers[i].name, name, len))
+            return (long)i;
     return -1;
 }
 
@@ -110,7 +114,10 @@ static int mark_list(const eng_view *v, const char *list, bool *mark, json_t *un
     while (*p) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        while (len && (*p == ' ')) { p++; len--; }
+        while (len && (*p == ' ')) {
+            p++;
+            len--;
+        }
         while (len && p[len - 1] == ' ') len--;
         if (len) {
             long i = view_find(v, p, len);
@@ -123,16 +130,20 @@ static int mark_list(const eng_view *v, const char *list, bool *mark, json_t *un
     return 0;
 }
 
-eng_code eng_select(const eng_view *v, const eng_summary *s, const char *layers, const char *exclude,
-                    const eng_arch *target, bool *chosen, eng_error *err)
+eng_code eng_select(const eng_view *v, const eng_summary *s, const char *layers,
+                    const char *exclude, const eng_arch *target, bool *chosen, eng_error *err)
 {
     eng_code rc = ENG_OK;
     eng_fit *fits = NULL;
     size_t nfits = 0;
     bool *inc = calloc(v->n ? v->n : 1, sizeof *inc), *exc = calloc(v->n ? v->n : 1, sizeof *exc);
     json_t *unknown = json_array();
-    if (!inc || !exc || !unknown) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
-    if ((layers && mark_list(v, layers, inc, unknown)) || (exclude && mark_list(v, exclude, exc, unknown))) {
+    if (!inc || !exc || !unknown) {
+        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
+    if ((layers && mark_list(v, layers, inc, unknown)) ||
+        (exclude && mark_list(v, exclude, exc, unknown))) {
         rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
         goto out;
     }
@@ -141,9 +152,10 @@ eng_code eng_select(const eng_view *v, const eng_summary *s, const char *layers,
         for (size_t i = 0; i < v->n; i++)
             if (v->layers[i].file) json_array_append_new(valid, json_string(v->layers[i].name));
         const char *first = json_string_value(json_array_get(unknown, 0));
-        rc = eng_arch_fail(err, ENG_ERR_INPUT, json_pack("{s:O, s:o}", "unknown", unknown, "valid", valid),
-                           "layer '%.200s' is not a layer of this version; details.valid lists the layers it has",
-                           first ? first : "?");
+        rc = eng_arch_fail(
+            err, ENG_ERR_INPUT, json_pack("{s:O, s:o}", "unknown", unknown, "valid", valid),
+            "layer '%.200s' is not a layer of this version; details.valid lists the layers it has",
+            first ? first : "?");
         goto out;
     }
     for (size_t i = 0; i < v->n; i++) chosen[i] = v->layers[i].file != NULL;
@@ -152,7 +164,8 @@ eng_code eng_select(const eng_view *v, const eng_summary *s, const char *layers,
         for (size_t i = 0; i < v->n; i++) {
             bool fit = false;
             for (size_t k = 0; k < nfits && !fit; k++)
-                fit = fits[k].status == ENG_FIT_MATCH && fits[k].nweights > 0 && fits[k].file == v->layers[i].file;
+                fit = fits[k].status == ENG_FIT_MATCH && fits[k].nweights > 0 &&
+                      fits[k].file == v->layers[i].file;
             chosen[i] = chosen[i] && fit;
         }
     }
@@ -186,38 +199,43 @@ eng_code eng_compat_json(const eng_arch *target, const eng_summary *s, const eng
     if (rc) return rc;
     json_t *layers = json_array(), *unused = json_array();
     bool *used = calloc(s->nlayers ? s->nlayers : 1, sizeof *used);
-    if (!layers || !unused || !used) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+    if (!layers || !unused || !used) {
+        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < nfits; i++) {
         const eng_fit *f = &fits[i];
         if (f->file) used[f->file - s->layers] = true;
-        if (f->nweights == 0) continue;            /* weightless target layers are not listed */
+        if (f->nweights == 0) continue; /* weightless target layers are not listed */
         json_t *o = NULL;
         switch (f->status) {
-        case ENG_FIT_MATCH:
-            o = json_pack("{s:s, s:s}", "name", f->name, "status", "match");
-            break;
+        case ENG_FIT_MATCH: o = json_pack("{s:s, s:s}", "name", f->name, "status", "match"); break;
         case ENG_FIT_MISSING:
             o = json_pack("{s:s, s:s}", "name", f->name, "status", "missing");
             break;
         case ENG_FIT_COUNT:
             o = json_pack("{s:s, s:s, s:s, s:i, s:I}", "name", f->name, "status", "shape_mismatch",
-                          "problem", "weight_count", "expected", f->nweights, "found", (json_int_t)f->file->ntensors);
+                          "problem", "weight_count", "expected", f->nweights, "found",
+                          (json_int_t)f->file->ntensors);
             break;
-        default: {   /* the first weight that does not fit */
+        default: { /* the first weight that does not fit */
             int w = 0;
             while (w < f->nweights - 1 && !(((f->bad_shape | f->bad_dtype) >> w) & 1u)) w++;
             const eng_tensor *t = &f->file->tensors[w];
             if ((f->bad_shape >> w) & 1u)
-                o = json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", f->name, "status", "shape_mismatch",
-                              "weight", f->wname[w], "expected", dims(f->expected[w], f->rank[w]),
-                              "found", dims(t->shape, t->rank));
+                o = json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", f->name, "status",
+                              "shape_mismatch", "weight", f->wname[w], "expected",
+                              dims(f->expected[w], f->rank[w]), "found", dims(t->shape, t->rank));
             else
-                o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", f->name, "status", "shape_mismatch",
-                              "weight", f->wname[w], "problem", "dtype", "expected", "float32",
-                              "found", eng_dtype_name(t->dtype));
+                o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", f->name, "status",
+                              "shape_mismatch", "weight", f->wname[w], "problem", "dtype",
+                              "expected", "float32", "found", eng_dtype_name(t->dtype));
         }
         }
-        if (!o || json_array_append_new(layers, o)) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+        if (!o || json_array_append_new(layers, o)) {
+            rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+            goto out;
+        }
     }
     for (size_t i = 0; i < v->n; i++) {
         const eng_wlayer *wl = v->layers[i].file;
@@ -227,7 +245,8 @@ eng_code eng_compat_json(const eng_arch *target, const eng_summary *s, const eng
             goto out;
         }
     }
-    *out = json_pack("{s:O, s:O, s:s}", "layers", layers, "unused", unused, "with", eng_arch_id(target));
+    *out = json_pack("{s:O, s:O, s:s}", "layers", layers, "unused", unused, "with",
+                     eng_arch_id(target));
     if (!*out) rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
 out:
     free(fits);
@@ -241,7 +260,8 @@ out:
 
 /* Read elements [at, at+k) of t as float32 into dst (the summary's reader on
  * a slice of the tensor). */
-static eng_code read_slice(int fd, const eng_tensor *t, uint64_t at, size_t k, float *dst, eng_error *err)
+static eng_code read_slice(int fd, const eng_tensor *t, uint64_t at, size_t k, float *dst,
+                           eng_error *err)
 {
     eng_tensor s = *t;
     size_t dsz = eng_h5_dtype_size(t->dtype);
@@ -252,7 +272,8 @@ static eng_code read_slice(int fd, const eng_tensor *t, uint64_t at, size_t k, f
     return eng_tensor_read_f32(fd, &s, dst, k, err);
 }
 
-eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[ENG_DIGEST_LEN], eng_wstats *stats, eng_error *err)
+eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[ENG_DIGEST_LEN],
+                        eng_wstats *stats, eng_error *err)
 {
     eng_code rc = ENG_OK;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -271,15 +292,24 @@ eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[ENG_DIGEST_LEN
         double sum = 0, sum2 = 0, shift = 0;
         bool first = true;
         memset(st, 0, sizeof *st);
-        st->min = NAN; st->max = NAN; st->mean = NAN; st->std = NAN;
+        st->min = NAN;
+        st->max = NAN;
+        st->mean = NAN;
+        st->std = NAN;
         if (t->nbytes && t->offset == ENG_NO_OFFSET) {
-            rc = eng_arch_fail(err, ENG_ERR_FORMAT, NULL, "layer '%s': tensor '%s' has no contiguous data", wl->name, t->name);
+            rc = eng_arch_fail(err, ENG_ERR_FORMAT, NULL,
+                               "layer '%s': tensor '%s' has no contiguous data", wl->name, t->name);
             goto out;
         }
-        if (dsz == 0) {   /* hash only */
+        if (dsz == 0) { /* hash only */
             for (uint64_t done = 0; done < t->nbytes;) {
-                size_t c = t->nbytes - done < (uint64_t)SCAN_ELEMS * 8 ? (size_t)(t->nbytes - done) : (size_t)SCAN_ELEMS * 8;
-                if (eng_h5_pread_full(fd, raw, c, t->offset + done)) { rc = eng_arch_fail(err, ENG_ERR_IO, NULL, "layer '%s': cannot read '%s'", wl->name, t->name); goto out; }
+                size_t c = t->nbytes - done < (uint64_t)SCAN_ELEMS * 8 ? (size_t)(t->nbytes - done)
+                                                                       : (size_t)SCAN_ELEMS * 8;
+                if (eng_h5_pread_full(fd, raw, c, t->offset + done)) {
+                    rc = eng_arch_fail(err, ENG_ERR_IO, NULL, "layer '%s': cannot read '%s'",
+                                       wl->name, t->name);
+                    goto out;
+                }
                 EVP_DigestUpdate(md, raw, c);
                 done += c;
             }
@@ -288,18 +318,26 @@ eng_code eng_layer_scan(int fd, const eng_wlayer *wl, char digest[ENG_DIGEST_LEN
         for (uint64_t at = 0; at < n;) {
             size_t c = n - at < SCAN_ELEMS ? (size_t)(n - at) : SCAN_ELEMS;
             if (eng_h5_pread_full(fd, raw, c * dsz, t->offset + at * dsz)) {
-                rc = eng_arch_fail(err, ENG_ERR_IO, NULL, "layer '%s': cannot read '%s'", wl->name, t->name);
+                rc = eng_arch_fail(err, ENG_ERR_IO, NULL, "layer '%s': cannot read '%s'", wl->name,
+                                   t->name);
                 goto out;
             }
             EVP_DigestUpdate(md, raw, c * dsz);
-            if ((rc = read_slice(fd, t, at, c, f, err))) goto out;   /* page cache: the same bytes */
+            if ((rc = read_slice(fd, t, at, c, f, err))) goto out; /* page cache: the same bytes */
             for (size_t i = 0; i < c; i++) {
                 double x = f[i];
-                if (!isfinite(x)) { st->nonfinite++; continue; }
-                if (first) { shift = x; st->min = st->max = x; first = false; }
+                if (!isfinite(x)) {
+                    st->nonfinite++;
+                    continue;
+                }
+                if (first) {
+                    shift = x;
+                    st->min = st->max = x;
+                    first = false;
+                }
                 if (x < st->min) st->min = x;
                 if (x > st->max) st->max = x;
-                sum += x - shift;            /* shifted sums: stable for large means */
+                sum += x - shift; /* shifted sums: stable for large means */
                 sum2 += (x - shift) * (x - shift);
                 st->count++;
             }
@@ -333,30 +371,46 @@ eng_code eng_layer_diff(int fd_a, const eng_wlayer *a, int fd_b, const eng_wlaye
     float *fa = NULL, *fb = NULL;
     double d2 = 0, a2 = 0, mx = 0;
     bool differ = false;
-    if (a->ntensors != b->ntensors) { *status = ENG_DIFF_SHAPE; return ENG_OK; }
+    if (a->ntensors != b->ntensors) {
+        *status = ENG_DIFF_SHAPE;
+        return ENG_OK;
+    }
     for (size_t k = 0; k < a->ntensors; k++) {
         const eng_tensor *x = &a->tensors[k], *y = &b->tensors[k];
         bool same = x->rank == y->rank;
         for (int d = 0; same && d < x->rank; d++) same = x->shape[d] == y->shape[d];
-        if (!same) { *status = ENG_DIFF_SHAPE; return ENG_OK; }
+        if (!same) {
+            *status = ENG_DIFF_SHAPE;
+            return ENG_OK;
+        }
     }
     fa = malloc((size_t)SCAN_ELEMS * sizeof *fa);
     fb = malloc((size_t)SCAN_ELEMS * sizeof *fb);
-    if (!fa || !fb) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+    if (!fa || !fb) {
+        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
     for (size_t k = 0; k < a->ntensors; k++) {
         const eng_tensor *x = &a->tensors[k], *y = &b->tensors[k];
         uint64_t n = eng_h5_elements(x);
         if (n && (!eng_h5_dtype_size(x->dtype) || !eng_h5_dtype_size(y->dtype))) {
-            rc = eng_arch_fail(err, ENG_ERR_WEIGHTS, NULL, "layer '%s': tensor '%s' has dtype %s, not a number type",
-                               a->name, x->name, eng_dtype_name(eng_h5_dtype_size(x->dtype) ? y->dtype : x->dtype));
+            rc = eng_arch_fail(err, ENG_ERR_WEIGHTS, NULL,
+                               "layer '%s': tensor '%s' has dtype %s, not a number type", a->name,
+                               x->name,
+                               eng_dtype_name(eng_h5_dtype_size(x->dtype) ? y->dtype : x->dtype));
             goto out;
         }
         for (uint64_t at = 0; at < n;) {
             size_t c = n - at < SCAN_ELEMS ? (size_t)(n - at) : SCAN_ELEMS;
-            if ((rc = read_slice(fd_a, x, at, c, fa, err)) || (rc = read_slice(fd_b, y, at, c, fb, err))) goto out;
+            if ((rc = read_slice(fd_a, x, at, c, fa, err)) ||
+                (rc = read_slice(fd_b, y, at, c, fb, err)))
+                goto out;
             for (size_t i = 0; i < c; i++) {
                 double va = fa[i], vb = fb[i];
-                if (va == vb || (isnan(va) && isnan(vb))) { a2 += isfinite(va) ? va * va : 0; continue; }
+                if (va == vb || (isnan(va) && isnan(vb))) {
+                    a2 += isfinite(va) ? va * va : 0;
+                    continue;
+                }
                 differ = true;
                 double d = fabs(vb - va);
                 if (d > mx || isnan(d)) mx = d;
@@ -378,7 +432,10 @@ out:
 
 /* ---- the spec of a derived file ------------------------------------------------ */
 
-static char *dup_or_null(const char *p) { return p ? strdup(p) : NULL; }
+static char *dup_or_null(const char *p)
+{
+    return p ? strdup(p) : NULL;
+}
 
 static char *join(const char *a, const char *b, const char *c)
 {
@@ -408,12 +465,13 @@ eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *ch
     memset(spec, 0, sizeof *spec);
     spec->keras3 = keras3;
     size_t n = 0;
-    for (size_t i = 0; i < v->n; i++) if (chosen[i]) n++;
+    for (size_t i = 0; i < v->n; i++)
+        if (chosen[i]) n++;
     if (!(spec->layers = calloc(n ? n : 1, sizeof *spec->layers))) goto nomem;
     if (!keras3) {
         /* root attributes as the upload had them; a Keras 3 source has none */
         spec->backend = dup_or_null(s->backend ? s->backend : (convert ? "tensorflow" : NULL));
-        const char *kv = s->keras_version;   /* a Keras 3 .weights.h5 stores none: say "3.0.0" */
+        const char *kv = s->keras_version; /* a Keras 3 .weights.h5 stores none: say "3.0.0" */
         spec->keras_version = dup_or_null(kv ? kv : (convert ? "3.0.0" : NULL));
         if ((s->backend || convert) && !spec->backend) goto nomem;
         if ((kv || convert) && !spec->keras_version) goto nomem;
@@ -427,15 +485,18 @@ eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *ch
         eng_out_layer *o = &spec->layers[spec->nlayers++];
         o->src = wl;
         if (convert && !x->L) {
-            rc = eng_arch_fail(err, ENG_ERR_INPUT, json_pack("{s:s}", "layer", x->name),
-                               "layer '%s' is not a layer of the model's architecture, so its %s name is unknown; "
-                               "converting the layout needs the architecture", x->name, keras3 ? "Keras 3" : "Keras 2");
+            rc = eng_arch_fail(
+                err, ENG_ERR_INPUT, json_pack("{s:s}", "layer", x->name),
+                "layer '%s' is not a layer of the model's architecture, so its %s name is unknown; "
+                "converting the layout needs the architecture",
+                x->name, keras3 ? "Keras 3" : "Keras 2");
             goto out;
         }
         if (convert && x->L && eng_layer_th_kernel(x->L, s)) {
-            rc = eng_arch_fail(err, ENG_ERR_INPUT, json_pack("{s:s}", "layer", x->name),
-                               "layer '%s' stores a Keras 1 Theano-layout kernel; converting it to Keras 3 is not supported",
-                               x->name);
+            rc = eng_arch_fail(
+                err, ENG_ERR_INPUT, json_pack("{s:s}", "layer", x->name),
+                "layer '%s' stores a Keras 1 Theano-layout kernel; converting it to Keras 3 is not supported",
+                x->name);
             goto out;
         }
         size_t nt = wl ? wl->ntensors : 0;
@@ -448,7 +509,8 @@ eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *ch
             } else {
                 if (!x->k3name) {
                     rc = eng_arch_fail(err, ENG_ERR_INPUT, json_pack("{s:s}", "layer", x->name),
-                                       "layer '%s' has no Keras 3 group name in the architecture", x->name);
+                                       "layer '%s' has no Keras 3 group name in the architecture",
+                                       x->name);
                     goto out;
                 }
                 o->name = join("layers/", x->k3name, "/vars");
@@ -468,7 +530,10 @@ eng_code eng_derive_spec(const eng_view *v, const eng_summary *s, const bool *ch
                     /* tf.keras naming: <layer>/<weight>:0 */
                     char *w = (int)k < x->nwnames ? join(x->name, "/", x->wname[k]) : NULL;
                     char idx[24];
-                    if (!w) { snprintf(idx, sizeof idx, "/%zu", k); w = join(x->name, idx, ""); }
+                    if (!w) {
+                        snprintf(idx, sizeof idx, "/%zu", k);
+                        w = join(x->name, idx, "");
+                    }
                     o->dnames[k] = w ? join(w, ":0", "") : NULL;
                     free(w);
                 }

@@ -27,9 +27,11 @@
 
 /* ---- THE matching rule ------------------------------------------------------ */
 
-eng_code eng_fit_layers(const eng_arch *a, const eng_summary *s, eng_fit **out, size_t *n, eng_error *err)
+eng_code eng_fit_layers(const eng_arch *a, const eng_summary *s, eng_fit **out, size_t *n,
+                        eng_error *err)
 {
-    if (!a || !s || !out || !n) return eng_arch_fail(err, ENG_ERR_INTERNAL, NULL, "eng_fit_layers: NULL argument");
+    if (!a || !s || !out || !n)
+        return eng_arch_fail(err, ENG_ERR_INTERNAL, NULL, "eng_fit_layers: NULL argument");
     eng_fit *f = calloc(a->nlayers > 0 ? (size_t)a->nlayers : 1, sizeof *f);
     if (!f) return eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
     bool legacy = s->format == ENG_FMT_KERAS2_WEIGHTS || s->format == ENG_FMT_KERAS2_MODEL;
@@ -46,20 +48,32 @@ eng_code eng_fit_layers(const eng_arch *a, const eng_summary *s, eng_fit **out, 
             x->wname[w] = L->w[w].name;
             x->rank[w] = L->w[w].rank;
             for (int d = 0; d < L->w[w].rank && d < 4; d++) x->expected[w][d] = L->w[w].shape[d];
-            if (th && w == 0 && L->w[0].rank == 4) {   /* (kh,kw,in,out) stored as (out,in,kh,kw) */
-                x->expected[0][0] = L->w[0].shape[3]; x->expected[0][1] = L->w[0].shape[2];
-                x->expected[0][2] = L->w[0].shape[0]; x->expected[0][3] = L->w[0].shape[1];
+            if (th && w == 0 && L->w[0].rank == 4) { /* (kh,kw,in,out) stored as (out,in,kh,kw) */
+                x->expected[0][0] = L->w[0].shape[3];
+                x->expected[0][1] = L->w[0].shape[2];
+                x->expected[0][2] = L->w[0].shape[0];
+                x->expected[0][3] = L->w[0].shape[1];
             }
         }
-        if (!x->file) { x->status = L->nw ? ENG_FIT_MISSING : ENG_FIT_WEIGHTLESS; continue; }
-        if (x->file->ntensors != (size_t)L->nw) { x->status = ENG_FIT_COUNT; continue; }
-        if (L->nw == 0) { x->status = ENG_FIT_WEIGHTLESS; continue; }
+        if (!x->file) {
+            x->status = L->nw ? ENG_FIT_MISSING : ENG_FIT_WEIGHTLESS;
+            continue;
+        }
+        if (x->file->ntensors != (size_t)L->nw) {
+            x->status = ENG_FIT_COUNT;
+            continue;
+        }
+        if (L->nw == 0) {
+            x->status = ENG_FIT_WEIGHTLESS;
+            continue;
+        }
         for (int w = 0; w < L->nw && w < ENG_MAX_WEIGHTS; w++) {
             const eng_tensor *t = &x->file->tensors[w];
             bool same = t->rank == x->rank[w];
             for (int d = 0; same && d < t->rank; d++) same = t->shape[d] == x->expected[w][d];
             if (!same) x->bad_shape |= 1u << w;
-            if (t->dtype != ENG_DT_F32 && t->dtype != ENG_DT_F64 && t->dtype != ENG_DT_F16) x->bad_dtype |= 1u << w;
+            if (t->dtype != ENG_DT_F32 && t->dtype != ENG_DT_F64 && t->dtype != ENG_DT_F16)
+                x->bad_dtype |= 1u << w;
         }
         x->status = x->bad_shape || x->bad_dtype ? ENG_FIT_MISMATCH : ENG_FIT_MATCH;
     }
@@ -93,18 +107,19 @@ static int fit_problems(const eng_fit *x, bool legacy, json_t *problems)
             const eng_tensor *t = &x->file->tensors[w];
             if ((x->bad_shape >> w) & 1u) {
                 p = json_pack("{s:s, s:s, s:o, s:o}", "layer", x->name, "weight", x->wname[w],
-                              "expected", dims(x->expected[w], x->rank[w]), "found", dims(t->shape, t->rank));
+                              "expected", dims(x->expected[w], x->rank[w]), "found",
+                              dims(t->shape, t->rank));
                 if (!p || json_array_append_new(problems, p)) return -1;
             }
             if ((x->bad_dtype >> w) & 1u) {
                 p = json_pack("{s:s, s:s, s:s, s:s, s:s}", "layer", x->name, "weight", x->wname[w],
-                              "problem", "dtype", "expected", "float32", "found", eng_dtype_name(t->dtype));
+                              "problem", "dtype", "expected", "float32", "found",
+                              eng_dtype_name(t->dtype));
                 if (!p || json_array_append_new(problems, p)) return -1;
             }
         }
         return 0;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -112,9 +127,9 @@ static json_t *layers_json(const eng_arch *a, const eng_summary *s, int fd, eng_
 {
     json_t *arr = json_array();
     unsigned char *want = calloc(s->nlayers ? s->nlayers : 1, 1);
-    char (*hex)[ENG_DIGEST_LEN] = malloc((s->nlayers ? s->nlayers : 1) * sizeof *hex);
+    char(*hex)[ENG_DIGEST_LEN] = malloc((s->nlayers ? s->nlayers : 1) * sizeof *hex);
     if (!arr || !want || !hex) goto nomem;
-    for (int i = 0; i < a->nlayers; i++) {          /* digests of the layers the model uses */
+    for (int i = 0; i < a->nlayers; i++) { /* digests of the layers the model uses */
         const eng_wlayer *wl = a->layers[i].nw ? eng_map_layer(&a->layers[i], s) : NULL;
         if (wl) want[wl - s->layers] = 1;
     }
@@ -135,9 +150,10 @@ static json_t *layers_json(const eng_arch *a, const eng_summary *s, int fd, eng_
                     n *= ts->shape[d];
                 }
                 params += n;
-                json_array_append_new(ws, json_pack("{s:s, s:o, s:s}", "name",
-                                                    (int)t < L->nw ? L->w[t].name : (ts->name ? ts->name : "?"),
-                                                    "shape", shape, "dtype", eng_dtype_name(ts->dtype)));
+                json_array_append_new(
+                    ws, json_pack("{s:s, s:o, s:s}", "name",
+                                  (int)t < L->nw ? L->w[t].name : (ts->name ? ts->name : "?"),
+                                  "shape", shape, "dtype", eng_dtype_name(ts->dtype)));
             }
         }
         const char *digest = wl && hex[wl - s->layers][0] ? hex[wl - s->layers] : NULL;
@@ -157,8 +173,8 @@ fail:
     return NULL;
 }
 
-eng_code eng_validate(const eng_arch *a, const eng_summary *s, int fd,
-                      json_t **report, json_t **layers, eng_error *err)
+eng_code eng_validate(const eng_arch *a, const eng_summary *s, int fd, json_t **report,
+                      json_t **layers, eng_error *err)
 {
     eng_code rc = ENG_OK;
     eng_model *m = NULL;
@@ -167,17 +183,24 @@ eng_code eng_validate(const eng_arch *a, const eng_summary *s, int fd,
     json_t *problems = json_array(), *lj = NULL, *rep = NULL, *scratch = NULL;
     eng_fit *fits = NULL;
     size_t nfits = 0;
-    if (!a || !s) { rc = eng_arch_fail(err, ENG_ERR_INTERNAL, NULL, "eng_validate: NULL argument"); goto out; }
-    if (!problems) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+    if (!a || !s) {
+        rc = eng_arch_fail(err, ENG_ERR_INTERNAL, NULL, "eng_validate: NULL argument");
+        goto out;
+    }
+    if (!problems) {
+        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
 
     /* file layers with weights that no architecture layer claims */
     for (size_t k = 0; k < s->nlayers; k++) {
         const eng_wlayer *wl = &s->layers[k];
         if (!wl->ntensors) continue;
         bool claimed = false;
-        for (int i = 0; i < a->nlayers && !claimed; i++) claimed = eng_map_layer(&a->layers[i], s) == wl;
-        if (!claimed &&
-            json_array_append_new(problems, json_pack("{s:s, s:s}", "layer", wl->name, "problem", "unexpected"))) {
+        for (int i = 0; i < a->nlayers && !claimed; i++)
+            claimed = eng_map_layer(&a->layers[i], s) == wl;
+        if (!claimed && json_array_append_new(problems, json_pack("{s:s, s:s}", "layer", wl->name,
+                                                                  "problem", "unexpected"))) {
             rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
             goto out;
         }
@@ -192,13 +215,16 @@ eng_code eng_validate(const eng_arch *a, const eng_summary *s, int fd,
         }
     /* values: eng_model_build reads the weights; of what it reports, only the
      * value problems (NaN/Inf, unreadable) are new — structure was judged above */
-    if (!(scratch = json_array())) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+    if (!(scratch = json_array())) {
+        rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
     rc = eng_model_build(a, s, fd, scratch, &m, err);
     if (rc && rc != ENG_ERR_WEIGHTS) goto out;
     rc = ENG_OK;
     size_t pi;
     json_t *p;
-    json_array_foreach(scratch, pi, p) {
+    json_array_foreach (scratch, pi, p) {
         const char *kind = json_string_value(json_object_get(p, "problem"));
         if (kind && (!strcmp(kind, "nan") || !strcmp(kind, "unreadable")) &&
             json_array_append(problems, p)) {
@@ -206,43 +232,64 @@ eng_code eng_validate(const eng_arch *a, const eng_summary *s, int fd,
             goto out;
         }
     }
-    if (!m && !json_array_size(problems) && json_array_extend(problems, scratch)) {   /* rules disagree: say all */
+    if (!m && !json_array_size(problems) &&
+        json_array_extend(problems, scratch)) { /* rules disagree: say all */
         rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
         goto out;
     }
     if (!m && !json_array_size(problems))
-        json_array_append_new(problems, json_pack("{s:s, s:s}", "layer", a->layers[a->output].name, "problem", "unloadable"));
+        json_array_append_new(problems, json_pack("{s:s, s:s}", "layer", a->layers[a->output].name,
+                                                  "problem", "unloadable"));
 
     if (!json_array_size(problems)) {
         size_t nin = eng_model_input_size(m), nout = eng_model_output_size(m);
         in = malloc((nin ? nin : 1) * sizeof *in);
         outv = malloc((nout ? nout : 1) * sizeof *outv);
         ws = eng_workspace_new();
-        if (!in || !outv || !ws) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+        if (!in || !outv || !ws) {
+            rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+            goto out;
+        }
         for (size_t i = 0; i < nin; i++) in[i] = (float)(0.5 * sin(0.1 * (double)i));
         if ((rc = eng_model_predict(m, ws, in, 1, outv, err))) goto out;
         size_t bad = 0;
-        for (size_t i = 0; i < nout; i++) if (!isfinite(outv[i])) bad++;
+        for (size_t i = 0; i < nout; i++)
+            if (!isfinite(outv[i])) bad++;
         if (bad)
-            json_array_append_new(problems, json_pack("{s:s, s:s, s:s, s:I}", "layer",
-                                                      a->layers[a->output].name, "problem", "nan",
-                                                      "where", "probe_output", "count", (json_int_t)bad));
+            json_array_append_new(problems,
+                                  json_pack("{s:s, s:s, s:s, s:I}", "layer",
+                                            a->layers[a->output].name, "problem", "nan", "where",
+                                            "probe_output", "count", (json_int_t)bad));
         else {
             json_t *po = json_array();
-            for (size_t i = 0; i < nout && i < PROBE_VALUES; i++) json_array_append_new(po, json_real(outv[i]));
+            for (size_t i = 0; i < nout && i < PROBE_VALUES; i++)
+                json_array_append_new(po, json_real(outv[i]));
             rep = json_pack("{s:s, s:o}", "status", "passed", "probe_output", po);
-            if (!rep) { rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory"); goto out; }
+            if (!rep) {
+                rc = eng_arch_fail(err, ENG_ERR_NOMEM, NULL, "out of memory");
+                goto out;
+            }
         }
     }
     if (json_array_size(problems)) {
         char msg[sizeof err->msg];
         eng_problems_message(problems, msg, sizeof msg);
-        rc = eng_arch_fail(err, ENG_ERR_WEIGHTS, json_pack("{s:O}", "problems", problems), "%s", msg);
+        rc = eng_arch_fail(err, ENG_ERR_WEIGHTS, json_pack("{s:O}", "problems", problems), "%s",
+                           msg);
         goto out;
     }
-    if (!(lj = layers_json(a, s, fd, err))) { rc = err && err->code ? err->code : ENG_ERR_NOMEM; goto out; }
-    if (report) { *report = rep; rep = NULL; }
-    if (layers) { *layers = lj; lj = NULL; }
+    if (!(lj = layers_json(a, s, fd, err))) {
+        rc = err && err->code ? err->code : ENG_ERR_NOMEM;
+        goto out;
+    }
+    if (report) {
+        *report = rep;
+        rep = NULL;
+    }
+    if (layers) {
+        *layers = lj;
+        lj = NULL;
+    }
 out:
     free(fits);
     json_decref(scratch);

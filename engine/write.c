@@ -41,8 +41,8 @@
 
 #include "h5_int.h"
 
-#define ATTR_LIMIT  64512u        /* Keras' HDF5_OBJECT_HEADER_LIMIT: bytes of one attribute */
-#define COPY_CHUNK  (4u << 20)    /* bytes per pread/pwrite: bounded memory */
+#define ATTR_LIMIT 64512u     /* Keras' HDF5_OBJECT_HEADER_LIMIT: bytes of one attribute */
+#define COPY_CHUNK (4u << 20) /* bytes per pread/pwrite: bounded memory */
 
 typedef struct copy_region {
     uint64_t dst, src, n;
@@ -61,7 +61,10 @@ void eng_copy_plan_free(eng_copy_plan *p)
     free(p);
 }
 
-uint64_t eng_copy_plan_bytes(const eng_copy_plan *p) { return p ? p->bytes : 0; }
+uint64_t eng_copy_plan_bytes(const eng_copy_plan *p)
+{
+    return p ? p->bytes : 0;
+}
 
 void eng_out_spec_release(eng_out_spec *spec)
 {
@@ -136,7 +139,8 @@ static hid_t group_at(wr *w, const char *path)
 
 /* Fixed-length NULLPAD string attribute: a scalar (one value v[0]) or a 1-D
  * array of n values, each `width` bytes wide (at least the longest). */
-static int attr_strings(hid_t obj, const char *name, const char *const *v, size_t n, int scalar, size_t width)
+static int attr_strings(hid_t obj, const char *name, const char *const *v, size_t n, int scalar,
+                        size_t width)
 {
     size_t count = scalar ? 1 : n;
     if (!width) width = 1;
@@ -182,7 +186,8 @@ static int attr_list(hid_t obj, const char *name, const char *const *v, size_t n
         return rc;
     }
     size_t width = 1;
-    for (size_t i = 0; i < n; i++) if (strlen(v[i]) > width) width = strlen(v[i]);
+    for (size_t i = 0; i < n; i++)
+        if (strlen(v[i]) > width) width = strlen(v[i]);
     size_t chunks = 1;
     while (((n + chunks - 1) / chunks) * width > ATTR_LIMIT) chunks++;
     if (chunks == 1) return attr_strings(obj, name, v, n, 0, width);
@@ -207,14 +212,15 @@ static int plan_add(eng_copy_plan *p, uint64_t dst, uint64_t src, uint64_t n)
         p->r = r;
         p->cap = cap;
     }
-    p->r[p->n++] = (copy_region){ dst, src, n };
+    p->r[p->n++] = (copy_region){dst, src, n};
     p->bytes += n;
     return 0;
 }
 
 /* One dataset `dname` below group g for tensor t: contiguous, allocated now,
  * never filled; its bytes are queued in the plan. */
-static eng_code write_dataset(wr *w, hid_t g, const char *gpath, const char *dname, const eng_tensor *t)
+static eng_code write_dataset(wr *w, hid_t g, const char *gpath, const char *dname,
+                              const eng_tensor *t)
 {
     eng_code rc = ENG_OK;
     hid_t sp = H5I_INVALID_HID, d = H5I_INVALID_HID, ty = H5I_INVALID_HID;
@@ -230,27 +236,39 @@ static eng_code write_dataset(wr *w, hid_t g, const char *gpath, const char *dna
         ty = H5Tcopy(dtype_of(t->dtype));
     }
     if (ty < 0) {
-        rc = eng_h5_fail(w->err, ENG_ERR_FORMAT, "'%s/%s': dtype %s cannot be written", gpath, dname,
-                         eng_dtype_name(t->dtype));
+        rc = eng_h5_fail(w->err, ENG_ERR_FORMAT, "'%s/%s': dtype %s cannot be written", gpath,
+                         dname, eng_dtype_name(t->dtype));
         goto out;
     }
     for (int i = 0; i < t->rank; i++) dims[i] = (hsize_t)t->shape[i];
     sp = t->rank ? H5Screate_simple(t->rank, dims, NULL) : H5Screate(H5S_SCALAR);
-    if (sp < 0) { rc = eng_h5_fail(w->err, ENG_ERR_INTERNAL, "'%s/%s': cannot make the dataspace", gpath, dname); goto out; }
+    if (sp < 0) {
+        rc = eng_h5_fail(w->err, ENG_ERR_INTERNAL, "'%s/%s': cannot make the dataspace", gpath,
+                         dname);
+        goto out;
+    }
     d = H5Dcreate2(g, dname, ty, sp, w->lcpl, w->dcpl_proto, H5P_DEFAULT);
-    if (d < 0) { rc = eng_h5_fail(w->err, ENG_ERR_FORMAT, "cannot create dataset '%s/%s'", gpath, dname); goto out; }
+    if (d < 0) {
+        rc = eng_h5_fail(w->err, ENG_ERR_FORMAT, "cannot create dataset '%s/%s'", gpath, dname);
+        goto out;
+    }
     if (t->nbytes) {
         haddr_t off = H5Dget_offset(d);
         if (off == HADDR_UNDEF || t->offset == ENG_NO_OFFSET) {
-            rc = eng_h5_fail(w->err, ENG_ERR_INTERNAL, "'%s/%s': no address for the data", gpath, dname);
+            rc = eng_h5_fail(w->err, ENG_ERR_INTERNAL, "'%s/%s': no address for the data", gpath,
+                             dname);
             goto out;
         }
         if (H5Dget_storage_size(d) != t->nbytes) {
-            rc = eng_h5_fail(w->err, ENG_ERR_INTERNAL, "'%s/%s': %llu bytes allocated, %llu needed", gpath, dname,
-                             (unsigned long long)H5Dget_storage_size(d), (unsigned long long)t->nbytes);
+            rc = eng_h5_fail(w->err, ENG_ERR_INTERNAL, "'%s/%s': %llu bytes allocated, %llu needed",
+                             gpath, dname, (unsigned long long)H5Dget_storage_size(d),
+                             (unsigned long long)t->nbytes);
             goto out;
         }
-        if (plan_add(w->plan, (uint64_t)off, t->offset, t->nbytes)) { rc = eng_h5_fail(w->err, ENG_ERR_NOMEM, "out of memory"); goto out; }
+        if (plan_add(w->plan, (uint64_t)off, t->offset, t->nbytes)) {
+            rc = eng_h5_fail(w->err, ENG_ERR_NOMEM, "out of memory");
+            goto out;
+        }
     }
 out:
     close_id(&d, H5Dclose);
@@ -267,7 +285,8 @@ static eng_code write_layer(wr *w, const eng_out_layer *l, bool keras3)
     if (g < 0) return eng_h5_fail(w->err, ENG_ERR_FORMAT, "cannot create group '%s'", l->name);
     if (keras3) {
         if (l->vars_name && attr_strings(g, "name", (const char *const *)&l->vars_name, 1, 1, 0)) {
-            rc = eng_h5_fail(w->err, ENG_ERR_INTERNAL, "'%s': cannot write the name attribute", l->name);
+            rc = eng_h5_fail(w->err, ENG_ERR_INTERNAL, "'%s': cannot write the name attribute",
+                             l->name);
             goto out;
         }
     } else if (attr_list(g, "weight_names", (const char *const *)l->dnames, nt)) {
@@ -282,10 +301,18 @@ static eng_code write_layer(wr *w, const eng_out_layer *l, bool keras3)
         }
         /* "conv2d_1/kernel:0": the intermediate groups first, ours (no timestamps) */
         char sub[ENG_H5_MAX_PATH + 1];
-        int len = snprintf(sub, sizeof sub, "%s/%.*s", l->name, (int)(slash - l->dnames[k]), l->dnames[k]);
-        if (len < 0 || (size_t)len >= sizeof sub) { rc = eng_h5_fail(w->err, ENG_ERR_LIMIT, "'%s/%s': path too long", l->name, l->dnames[k]); break; }
+        int len = snprintf(sub, sizeof sub, "%s/%.*s", l->name, (int)(slash - l->dnames[k]),
+                           l->dnames[k]);
+        if (len < 0 || (size_t)len >= sizeof sub) {
+            rc =
+                eng_h5_fail(w->err, ENG_ERR_LIMIT, "'%s/%s': path too long", l->name, l->dnames[k]);
+            break;
+        }
         hid_t sg = group_at(w, sub);
-        if (sg < 0) { rc = eng_h5_fail(w->err, ENG_ERR_FORMAT, "cannot create group '%s'", sub); break; }
+        if (sg < 0) {
+            rc = eng_h5_fail(w->err, ENG_ERR_FORMAT, "cannot create group '%s'", sub);
+            break;
+        }
         rc = write_dataset(w, sg, sub, slash + 1, &l->src->tensors[k]);
         H5Gclose(sg);
     }
@@ -294,16 +321,21 @@ out:
     return rc;
 }
 
-eng_code eng_write_layout(const eng_out_spec *spec, const char *path, eng_copy_plan **out, eng_error *err)
+eng_code eng_write_layout(const eng_out_spec *spec, const char *path, eng_copy_plan **out,
+                          eng_error *err)
 {
     eng_code rc = ENG_OK;
-    wr w = { .file = H5I_INVALID_HID, .gcpl = H5I_INVALID_HID, .dcpl_proto = H5I_INVALID_HID,
-             .lcpl = H5I_INVALID_HID, .err = err };
+    wr w = {.file = H5I_INVALID_HID,
+            .gcpl = H5I_INVALID_HID,
+            .dcpl_proto = H5I_INVALID_HID,
+            .lcpl = H5I_INVALID_HID,
+            .err = err};
     hid_t fcpl = H5I_INVALID_HID, fapl = H5I_INVALID_HID, root = H5I_INVALID_HID;
     const char **names = NULL;
 
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (!(w.plan = calloc(1, sizeof *w.plan))) return eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory");
+    if (!(w.plan = calloc(1, sizeof *w.plan)))
+        return eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory");
     fcpl = H5Pcreate(H5P_FILE_CREATE);
     fapl = H5Pcreate(H5P_FILE_ACCESS);
     w.gcpl = H5Pcreate(H5P_GROUP_CREATE);
@@ -315,45 +347,71 @@ eng_code eng_write_layout(const eng_out_spec *spec, const char *path, eng_copy_p
         H5Pset_layout(w.dcpl_proto, H5D_CONTIGUOUS) < 0 ||
         H5Pset_alloc_time(w.dcpl_proto, H5D_ALLOC_TIME_EARLY) < 0 ||
         H5Pset_fill_time(w.dcpl_proto, H5D_FILL_TIME_NEVER) < 0 ||
-        H5Pset_create_intermediate_group(w.lcpl, 0) < 0 ||
-        H5Pset_fapl_sec2(fapl) < 0 || H5Pset_file_locking(fapl, 0, 1) < 0) {
+        H5Pset_create_intermediate_group(w.lcpl, 0) < 0 || H5Pset_fapl_sec2(fapl) < 0 ||
+        H5Pset_file_locking(fapl, 0, 1) < 0) {
         rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "cannot set up HDF5 property lists");
         goto out;
     }
     w.file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
-    if (w.file < 0) { rc = eng_h5_fail(err, ENG_ERR_IO, "cannot create '%s'", path); goto out; }
+    if (w.file < 0) {
+        rc = eng_h5_fail(err, ENG_ERR_IO, "cannot create '%s'", path);
+        goto out;
+    }
     root = H5Gopen2(w.file, "/", H5P_DEFAULT);
-    if (root < 0) { rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "cannot open the root group"); goto out; }
+    if (root < 0) {
+        rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "cannot open the root group");
+        goto out;
+    }
 
     if (!spec->keras3) {
         names = calloc(spec->nlayers ? spec->nlayers : 1, sizeof *names);
-        if (!names) { rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory"); goto out; }
+        if (!names) {
+            rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory");
+            goto out;
+        }
         for (size_t i = 0; i < spec->nlayers; i++) names[i] = spec->layers[i].name;
         /* Keras' order: backend, keras_version, layer_names */
-        if ((spec->backend && attr_strings(root, "backend", (const char *const *)&spec->backend, 1, 1, 0)) ||
-            (spec->keras_version && attr_strings(root, "keras_version", (const char *const *)&spec->keras_version, 1, 1, 0)) ||
+        if ((spec->backend &&
+             attr_strings(root, "backend", (const char *const *)&spec->backend, 1, 1, 0)) ||
+            (spec->keras_version &&
+             attr_strings(root, "keras_version", (const char *const *)&spec->keras_version, 1, 1,
+                          0)) ||
             attr_list(root, "layer_names", names, spec->nlayers)) {
             rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "cannot write the root attributes");
             goto out;
         }
     } else {
         hid_t g = group_at(&w, "layers");
-        if (g < 0) { rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "cannot create group 'layers'"); goto out; }
+        if (g < 0) {
+            rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "cannot create group 'layers'");
+            goto out;
+        }
         H5Gclose(g);
     }
-    for (size_t i = 0; i < spec->nlayers && !rc; i++) rc = write_layer(&w, &spec->layers[i], spec->keras3);
+    for (size_t i = 0; i < spec->nlayers && !rc; i++)
+        rc = write_layer(&w, &spec->layers[i], spec->keras3);
     if (rc) goto out;
     if (spec->keras3) {
         hid_t g = group_at(&w, "vars");
-        if (g < 0) { rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "cannot create group 'vars'"); goto out; }
-        int bad = spec->model_name && attr_strings(g, "name", (const char *const *)&spec->model_name, 1, 1, 0);
+        if (g < 0) {
+            rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "cannot create group 'vars'");
+            goto out;
+        }
+        int bad = spec->model_name &&
+                  attr_strings(g, "name", (const char *const *)&spec->model_name, 1, 1, 0);
         H5Gclose(g);
-        if (bad) { rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "cannot write vars@name"); goto out; }
+        if (bad) {
+            rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "cannot write vars@name");
+            goto out;
+        }
     }
     close_id(&root, H5Gclose);
     herr_t e = H5Fclose(w.file);
     w.file = H5I_INVALID_HID;
-    if (e < 0) { rc = eng_h5_fail(err, ENG_ERR_IO, "cannot finish '%s'", path); goto out; }
+    if (e < 0) {
+        rc = eng_h5_fail(err, ENG_ERR_IO, "cannot finish '%s'", path);
+        goto out;
+    }
 out:
     free(names);
     close_id(&root, H5Gclose);
@@ -390,7 +448,8 @@ static int pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off)
 }
 
 /* Hash [from, to) of dst as libhdf5 left it (metadata; zeros past its end). */
-static int hash_dst(int fd, EVP_MD_CTX *md, unsigned char *buf, uint64_t from, uint64_t to, uint64_t size)
+static int hash_dst(int fd, EVP_MD_CTX *md, unsigned char *buf, uint64_t from, uint64_t to,
+                    uint64_t size)
 {
     while (from < to) {
         size_t k = to - from < COPY_CHUNK ? (size_t)(to - from) : COPY_CHUNK;
@@ -403,7 +462,8 @@ static int hash_dst(int fd, EVP_MD_CTX *md, unsigned char *buf, uint64_t from, u
     return 0;
 }
 
-eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan, char etag[ENG_DIGEST_LEN], eng_error *err)
+eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan,
+                        char etag[ENG_DIGEST_LEN], eng_error *err)
 {
     eng_code rc = ENG_OK;
     unsigned char *buf = malloc(COPY_CHUNK);
@@ -422,18 +482,32 @@ eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan, char 
     qsort(r, plan->n, sizeof *r, cmp_region);
     uint64_t meta_size = (uint64_t)st.st_size, pos = 0, end = meta_size;
     for (size_t i = 0; i < plan->n; i++) {
-        if (r[i].dst < pos) { rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "overlapping datasets in the plan"); goto out; }
+        if (r[i].dst < pos) {
+            rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "overlapping datasets in the plan");
+            goto out;
+        }
         if (r[i].dst + r[i].n > end) end = r[i].dst + r[i].n;
     }
     for (size_t i = 0; i <= plan->n; i++) {
         uint64_t next = i < plan->n ? r[i].dst : end;
-        if (hash_dst(dst_fd, md, buf, pos, next, meta_size)) { rc = eng_h5_fail(err, ENG_ERR_IO, "cannot read the derived file"); goto out; }
+        if (hash_dst(dst_fd, md, buf, pos, next, meta_size)) {
+            rc = eng_h5_fail(err, ENG_ERR_IO, "cannot read the derived file");
+            goto out;
+        }
         if (i == plan->n) break;
         for (uint64_t done = 0; done < r[i].n;) {
             size_t k = r[i].n - done < COPY_CHUNK ? (size_t)(r[i].n - done) : COPY_CHUNK;
             int e = eng_h5_pread_full(src_fd, buf, k, r[i].src + done);
-            if (e != 0) { rc = eng_h5_fail(err, ENG_ERR_IO, "cannot read the upload: %s", e > 0 ? "it ends early" : strerror(errno)); goto out; }
-            if (pwrite_all(dst_fd, buf, k, r[i].dst + done)) { rc = eng_h5_fail(err, ENG_ERR_IO, "cannot write the derived file: %s", strerror(errno)); goto out; }
+            if (e != 0) {
+                rc = eng_h5_fail(err, ENG_ERR_IO, "cannot read the upload: %s",
+                                 e > 0 ? "it ends early" : strerror(errno));
+                goto out;
+            }
+            if (pwrite_all(dst_fd, buf, k, r[i].dst + done)) {
+                rc = eng_h5_fail(err, ENG_ERR_IO, "cannot write the derived file: %s",
+                                 strerror(errno));
+                goto out;
+            }
             EVP_DigestUpdate(md, buf, k);
             done += k;
         }
@@ -445,7 +519,10 @@ eng_code eng_write_data(int src_fd, int dst_fd, const eng_copy_plan *plan, char 
     }
     unsigned char dg[EVP_MAX_MD_SIZE];
     unsigned dl = 0;
-    if (EVP_DigestFinal_ex(md, dg, &dl) != 1 || dl != 32) { rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 failed"); goto out; }
+    if (EVP_DigestFinal_ex(md, dg, &dl) != 1 || dl != 32) {
+        rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "sha256 failed");
+        goto out;
+    }
     eng_h5_digest_text(dg, etag);
 out:
     free(r);
@@ -479,13 +556,14 @@ static void piece_add(eng_piece *p, size_t *n, eng_piece_source source, uint64_t
     if (!len) return;
     eng_piece *last = *n ? &p[*n - 1] : NULL;
     if (last && last->source == source && last->off + last->len == off) last->len += len;
-    else p[(*n)++] = (eng_piece){ source, off, len };
+    else p[(*n)++] = (eng_piece){source, off, len};
 }
 
 /* Move [from, from+n) of fd to `to` (to <= from: each chunk is read before
  * anything at or past it is written). Bytes past `size` read as zeros, as
  * they do in the file libhdf5 left. */
-static int move_down(int fd, unsigned char *buf, uint64_t from, uint64_t to, uint64_t n, uint64_t size)
+static int move_down(int fd, unsigned char *buf, uint64_t from, uint64_t to, uint64_t n,
+                     uint64_t size)
 {
     for (uint64_t done = 0; done < n;) {
         size_t k = n - done < COPY_CHUNK ? (size_t)(n - done) : COPY_CHUNK;
@@ -512,18 +590,25 @@ eng_code eng_write_skeleton(int fd, const eng_copy_plan *plan, eng_piece **out, 
         rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (fstat(fd, &st) != 0) { rc = eng_h5_fail(err, ENG_ERR_IO, "cannot read the derived file: %s", strerror(errno)); goto out; }
+    if (fstat(fd, &st) != 0) {
+        rc = eng_h5_fail(err, ENG_ERR_IO, "cannot read the derived file: %s", strerror(errno));
+        goto out;
+    }
     if (plan->n) memcpy(r, plan->r, plan->n * sizeof *r);
     qsort(r, plan->n, sizeof *r, cmp_region);
     uint64_t layout_size = (uint64_t)st.st_size, pos = 0, end = layout_size, w = 0;
     for (size_t i = 0; i < plan->n; i++) {
-        if (r[i].dst < (i ? r[i - 1].dst + r[i - 1].n : 0)) { rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "overlapping datasets in the plan"); goto out; }
+        if (r[i].dst < (i ? r[i - 1].dst + r[i - 1].n : 0)) {
+            rc = eng_h5_fail(err, ENG_ERR_INTERNAL, "overlapping datasets in the plan");
+            goto out;
+        }
         if (r[i].dst + r[i].n > end) end = r[i].dst + r[i].n;
     }
     for (size_t i = 0; i <= plan->n; i++) {
         uint64_t next = i < plan->n ? r[i].dst : end;
         if (move_down(fd, buf, pos, w, next - pos, layout_size)) {
-            rc = eng_h5_fail(err, ENG_ERR_IO, "cannot compact the derived file: %s", strerror(errno));
+            rc = eng_h5_fail(err, ENG_ERR_IO, "cannot compact the derived file: %s",
+                             strerror(errno));
             goto out;
         }
         piece_add(p, &np, ENG_PIECE_SKELETON, w, next - pos);

@@ -12,16 +12,19 @@
 
 #include "h5_int.h"
 
-#define ZIP_EOCD_SIG   0x06054b50u
-#define ZIP_CDIR_SIG   0x02014b50u
-#define ZIP_LOCAL_SIG  0x04034b50u
-#define ZIP_EOCD_LEN   22u
-#define ZIP_CDIR_LEN   46u
-#define ZIP_LOCAL_LEN  30u
-#define ZIP_MAX_COMMENT 0xffffu            /* the EOCD comment length is 16 bits */
-#define ZIP_MAX_CDIR   (4u << 20)          /* a .keras has 3 members; 4 MiB allows ~40k names */
+#define ZIP_EOCD_SIG    0x06054b50u
+#define ZIP_CDIR_SIG    0x02014b50u
+#define ZIP_LOCAL_SIG   0x04034b50u
+#define ZIP_EOCD_LEN    22u
+#define ZIP_CDIR_LEN    46u
+#define ZIP_LOCAL_LEN   30u
+#define ZIP_MAX_COMMENT 0xffffu    /* the EOCD comment length is 16 bits */
+#define ZIP_MAX_CDIR    (4u << 20) /* a .keras has 3 members; 4 MiB allows ~40k names */
 
-static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint16_t rd16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
 static uint32_t rd32(const unsigned char *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
@@ -36,8 +39,8 @@ int eng_zip_is_zip(int fd)
     return rd32(b) == ZIP_LOCAL_SIG;
 }
 
-eng_code eng_zip_find(int fd, uint64_t file_size, const char *name,
-                      eng_zip_member *m, eng_error *err)
+eng_code eng_zip_find(int fd, uint64_t file_size, const char *name, eng_zip_member *m,
+                      eng_error *err)
 {
     eng_code rc = ENG_OK;
     unsigned char *tail = NULL, *cdir = NULL;
@@ -49,25 +52,29 @@ eng_code eng_zip_find(int fd, uint64_t file_size, const char *name,
         goto out;
     }
     /* The EOCD is the last record; only a comment (<= 64 KiB) may follow it. */
-    size_t tail_len = (size_t)(file_size < ZIP_EOCD_LEN + ZIP_MAX_COMMENT
-                               ? file_size : ZIP_EOCD_LEN + ZIP_MAX_COMMENT);
+    size_t tail_len =
+        (size_t)(file_size < ZIP_EOCD_LEN + ZIP_MAX_COMMENT ? file_size
+                                                            : ZIP_EOCD_LEN + ZIP_MAX_COMMENT);
     uint64_t tail_off = file_size - tail_len;
     tail = malloc(tail_len);
-    if (!tail) { rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory reading zip directory"); goto out; }
+    if (!tail) {
+        rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory reading zip directory");
+        goto out;
+    }
     if (eng_h5_pread_full(fd, tail, tail_len, tail_off) != 0) {
         rc = eng_h5_fail(err, ENG_ERR_IO, "cannot read zip end of central directory");
         goto out;
     }
     const unsigned char *eocd = NULL;
     for (size_t i = tail_len - ZIP_EOCD_LEN + 1; i-- > 0;) {
-        if (rd32(tail + i) == ZIP_EOCD_SIG &&
-            i + ZIP_EOCD_LEN + rd16(tail + i + 20) == tail_len) {
+        if (rd32(tail + i) == ZIP_EOCD_SIG && i + ZIP_EOCD_LEN + rd16(tail + i + 20) == tail_len) {
             eocd = tail + i;
             break;
         }
     }
     if (!eocd) {
-        rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip archive without end of central directory record");
+        rc =
+            eng_h5_fail(err, ENG_ERR_FORMAT, "zip archive without end of central directory record");
         goto out;
     }
     uint16_t disk = rd16(eocd + 4), cd_disk = rd16(eocd + 6);
@@ -83,8 +90,8 @@ eng_code eng_zip_find(int fd, uint64_t file_size, const char *name,
     }
     uint64_t eocd_off = tail_off + (uint64_t)(eocd - tail);
     if ((uint64_t)cd_off + cd_size > eocd_off) {
-        rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip central directory [%u,+%u) beyond its end record",
-                         cd_off, cd_size);
+        rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                         "zip central directory [%u,+%u) beyond its end record", cd_off, cd_size);
         goto out;
     }
     if (cd_size > ZIP_MAX_CDIR) {
@@ -93,7 +100,10 @@ eng_code eng_zip_find(int fd, uint64_t file_size, const char *name,
         goto out;
     }
     cdir = malloc(cd_size ? cd_size : 1);
-    if (!cdir) { rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory reading zip directory"); goto out; }
+    if (!cdir) {
+        rc = eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory reading zip directory");
+        goto out;
+    }
     if (eng_h5_pread_full(fd, cdir, cd_size, cd_off) != 0) {
         rc = eng_h5_fail(err, ENG_ERR_IO, "cannot read zip central directory");
         goto out;
@@ -109,7 +119,8 @@ eng_code eng_zip_find(int fd, uint64_t file_size, const char *name,
         const unsigned char *e = cdir + pos;
         size_t nl = rd16(e + 28), xl = rd16(e + 30), cl = rd16(e + 32);
         if (cd_size - pos - ZIP_CDIR_LEN < nl + xl + cl) {
-            rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip central directory entry %u overruns the directory", i);
+            rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                             "zip central directory entry %u overruns the directory", i);
             goto out;
         }
         if (nl == namelen && memcmp(e + ZIP_CDIR_LEN, name, nl) == 0) {
@@ -125,7 +136,8 @@ eng_code eng_zip_find(int fd, uint64_t file_size, const char *name,
                 goto out;
             }
             if (csize == 0xffffffffu || usize == 0xffffffffu || lho == 0xffffffffu) {
-                rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip member '%s' uses zip64 sizes (not supported)", name);
+                rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                                 "zip member '%s' uses zip64 sizes (not supported)", name);
                 goto out;
             }
             /* The local header repeats the name and has its own extra field
@@ -133,7 +145,8 @@ eng_code eng_zip_find(int fd, uint64_t file_size, const char *name,
             unsigned char lh[ZIP_LOCAL_LEN];
             if ((uint64_t)lho + ZIP_LOCAL_LEN > cd_off ||
                 eng_h5_pread_full(fd, lh, sizeof lh, lho) != 0 || rd32(lh) != ZIP_LOCAL_SIG) {
-                rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip member '%s': bad local header at %u", name, lho);
+                rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip member '%s': bad local header at %u",
+                                 name, lho);
                 goto out;
             }
             uint64_t data = (uint64_t)lho + ZIP_LOCAL_LEN + rd16(lh + 26) + rd16(lh + 28);
@@ -144,8 +157,9 @@ eng_code eng_zip_find(int fd, uint64_t file_size, const char *name,
                 goto out;
             }
             if (method == 0 && csize != usize) {
-                rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip member '%s' is STORED but sizes differ (%u, %u)",
-                                 name, csize, usize);
+                rc = eng_h5_fail(err, ENG_ERR_FORMAT,
+                                 "zip member '%s' is STORED but sizes differ (%u, %u)", name, csize,
+                                 usize);
                 goto out;
             }
             m->data_offset = data;
@@ -154,23 +168,24 @@ eng_code eng_zip_find(int fd, uint64_t file_size, const char *name,
         }
         pos += ZIP_CDIR_LEN + nl + xl + cl;
     }
-    if (!found)
-        rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip archive has no member '%s'", name);
+    if (!found) rc = eng_h5_fail(err, ENG_ERR_FORMAT, "zip archive has no member '%s'", name);
 out:
     free(tail);
     free(cdir);
     return rc;
 }
 
-eng_code eng_zip_read(int fd, const eng_zip_member *m, size_t max,
-                      const char *name, char **out, eng_error *err)
+eng_code eng_zip_read(int fd, const eng_zip_member *m, size_t max, const char *name, char **out,
+                      eng_error *err)
 {
     if (m->method != 0)
-        return eng_h5_fail(err, ENG_ERR_FORMAT, "zip member '%s' is compressed (method %u); "
-                           "Keras stores members uncompressed", name, m->method);
+        return eng_h5_fail(err, ENG_ERR_FORMAT,
+                           "zip member '%s' is compressed (method %u); "
+                           "Keras stores members uncompressed",
+                           name, m->method);
     if (m->size > max)
-        return eng_h5_fail(err, ENG_ERR_LIMIT, "zip member '%s' of %llu bytes exceeds %zu",
-                           name, (unsigned long long)m->size, max);
+        return eng_h5_fail(err, ENG_ERR_LIMIT, "zip member '%s' of %llu bytes exceeds %zu", name,
+                           (unsigned long long)m->size, max);
     char *buf = malloc((size_t)m->size + 1);
     if (!buf) return eng_h5_fail(err, ENG_ERR_NOMEM, "out of memory reading '%s'", name);
     if (eng_h5_pread_full(fd, buf, (size_t)m->size, m->data_offset) != 0) {

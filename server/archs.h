@@ -8,7 +8,8 @@
 /* Parse a JSON value (object) as an architecture and store it. On success
  * *id_out is NEW (free()) and *created set. On failure answers the error and
  * returns -1. */
-int srv_arch_store(srv_req *r, json_t *config, const char *name, char **id_out, int *created, json_t **answer);
+int srv_arch_store(srv_req *r, json_t *config, const char *name, char **id_out, int *created,
+                   json_t **answer);
 /* Load the parsed architecture of a stored id (NEW, eng_arch_free). */
 eng_code srv_arch_load(srv_server *srv, const char *id, eng_arch **out, eng_error *err);
 

@@ -28,8 +28,13 @@ int srv_auth_token_new(char *buf, size_t len, char hash[65])
     return 0;
 }
 
-static const struct { const char *name; enum srv_scope scope; } scope_table[] = {
-    {"read", SRV_SCOPE_READ}, {"write", SRV_SCOPE_WRITE}, {"admin", SRV_SCOPE_ADMIN},
+static const struct {
+    const char *name;
+    enum srv_scope scope;
+} scope_table[] = {
+    {"read", SRV_SCOPE_READ},
+    {"write", SRV_SCOPE_WRITE},
+    {"admin", SRV_SCOPE_ADMIN},
 };
 
 enum srv_scope srv_auth_scope_parse(const char *s)
@@ -50,14 +55,19 @@ int srv_auth_token_count(st_store *st)
 {
     int64_t n = 0;
     st_error err = {0};
-    if (st_token_count(st, &n, &err)) { st_error_release(&err); return -1; }
+    if (st_token_count(st, &n, &err)) {
+        st_error_release(&err);
+        return -1;
+    }
     return (int)n;
 }
 
 static void reply_401(srv_req *r, const char *why)
 {
-    srv_reply_error(r, SRV_E_UNAUTHORIZED, NULL, "%s; send Authorization: Bearer <token> "
-                    "(create one with: strata token create --scope read|write|admin)", why);
+    srv_reply_error(r, SRV_E_UNAUTHORIZED, NULL,
+                    "%s; send Authorization: Bearer <token> "
+                    "(create one with: strata token create --scope read|write|admin)",
+                    why);
     MHD_add_response_header(r->response, "WWW-Authenticate", "Bearer realm=\"strata\"");
 }
 
@@ -78,10 +88,11 @@ int srv_auth_check(srv_req *r, enum srv_scope need)
     }
     enum srv_scope have = srv_auth_scope_parse(stored);
     if (have < need) {
-        srv_reply_error(r, SRV_E_FORBIDDEN, json_pack("{s:s,s:s}", "scope", scope_name(have),
-                                                      "needed", scope_name(need)),
-                        "the token's scope '%s' is too small; this needs '%s'", scope_name(have),
-                        scope_name(need));
+        srv_reply_error(
+            r, SRV_E_FORBIDDEN,
+            json_pack("{s:s,s:s}", "scope", scope_name(have), "needed", scope_name(need)),
+            "the token's scope '%s' is too small; this needs '%s'", scope_name(have),
+            scope_name(need));
         return -1;
     }
     return 0;

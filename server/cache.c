@@ -19,12 +19,12 @@
 #include "cache.h"
 #include "reply.h"
 
-#define SRV_CACHE_SLOTS 256
+#define SRV_CACHE_SLOTS    256
 #define SRV_CACHE_MAX_BODY (64u << 10)
 
 typedef struct cache_slot {
     pthread_rwlock_t lock;
-    char *key;                  /* NULL when empty */
+    char *key; /* NULL when empty */
     uint64_t gen;
     char *body;
     size_t len;
@@ -40,8 +40,9 @@ static void slots_init(void)
 
 static cache_slot *slot_of(const char *key)
 {
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
     pthread_once(&slots_once, slots_init);
     return &slots[h % SRV_CACHE_SLOTS];
 }
@@ -76,7 +77,7 @@ void srv_cache_reply_json(srv_req *r, const char *key, uint64_t gen, json_t *jso
         if (k && b) {
             memcpy(b, body, len);
             pthread_rwlock_wrlock(&c->lock);
-            if (!c->key || c->gen <= gen) {     /* never replace a newer answer */
+            if (!c->key || c->gen <= gen) { /* never replace a newer answer */
                 free(c->key);
                 free(c->body);
                 c->key = k;

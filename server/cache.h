@@ -10,6 +10,6 @@
  * srv_cache_reply_json answers 200 with json (STOLEN) and keeps its text. */
 int srv_cache_reply(srv_req *r, const char *key, uint64_t gen);
 void srv_cache_reply_json(srv_req *r, const char *key, uint64_t gen, json_t *json);
-void srv_cache_free(void);     /* at exit, for leak checkers */
+void srv_cache_free(void); /* at exit, for leak checkers */
 
 #endif

@@ -47,7 +47,10 @@
 static void req_free(srv_req *r)
 {
     if (!r) return;
-    for (int i = 0; i < r->nparams; i++) { free(r->params[i]); free(r->param_names[i]); }
+    for (int i = 0; i < r->nparams; i++) {
+        free(r->params[i]);
+        free(r->param_names[i]);
+    }
     free(r->body);
     srv_upload_free(r->upload);
     if (r->response) MHD_destroy_response(r->response);
@@ -112,8 +115,7 @@ static int first_call_checks(srv_req *r)
 
 static enum MHD_Result queue_answer(srv_req *r)
 {
-    if (!r->answered)
-        srv_reply_error(r, SRV_E_INTERNAL, NULL, "the route gave no answer");
+    if (!r->answered) srv_reply_error(r, SRV_E_INTERNAL, NULL, "the route gave no answer");
     enum MHD_Result ret = MHD_queue_response(r->conn, r->status, r->response);
     return ret;
 }
@@ -121,9 +123,8 @@ static enum MHD_Result queue_answer(srv_req *r)
 static atomic_ullong request_counter;
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     srv_server *srv = cls;
     srv_req *r = *req_cls;
@@ -165,7 +166,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_data_size;
         atomic_fetch_add(&srv->bytes_in, n);
         *upload_data_size = 0;
-        if (r->answered) return MHD_YES;        /* discarding after an error */
+        if (r->answered) return MHD_YES; /* discarding after an error */
         if (r->route->body == SRV_BODY_UPLOAD) {
             srv_upload_feed(r, upload_data, n);
         } else if (r->route->body == SRV_BODY_NONE) {
@@ -189,8 +190,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                             json_pack("{s:I}", "limit", (json_int_t)srv->cfg->max_json),
                             "request body is over the limit of %llu bytes for JSON",
                             (unsigned long long)srv->cfg->max_json);
-        else
-            r->route->handler(r);
+        else r->route->handler(r);
     }
     return queue_answer(r);
 }
@@ -213,8 +213,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
             SRV_LOG(SRV_LOG_INFO,
                     "{\"method\":\"%s\",\"path\":\"%s\",\"status\":%u,\"bytes\":%llu,"
                     "\"ms\":%.3f,\"request_id\":\"%s\",\"route\":\"%s\"%s}",
-                    r->method, r->url, status, (unsigned long long)r->bytes_out, ms,
-                    r->request_id, r->route ? r->route->name : "-",
+                    r->method, r->url, status, (unsigned long long)r->bytes_out, ms, r->request_id,
+                    r->route ? r->route->name : "-",
                     toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true");
         else
             SRV_LOG(SRV_LOG_INFO, "%s %s %u %llu %.3fms id=%s%s", r->method, r->url, status,
@@ -271,7 +271,8 @@ int srv_serve(const srv_config *cfg)
     if (auth_on) {
         int ntokens = srv_auth_token_count(srv->st);
         if (ntokens <= 0) {
-            fprintf(stderr, "strata: auth is on (%s) but the data directory has no tokens; "
+            fprintf(stderr,
+                    "strata: auth is on (%s) but the data directory has no tokens; "
                     "create one with: strata token create --data %s --scope admin\n",
                     cfg->auth ? "--auth" : "listening beyond loopback", cfg->data);
             rc = 2;
@@ -291,23 +292,20 @@ int srv_serve(const srv_config *cfg)
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     srv->daemon = MHD_start_daemon(
-        flags, ntohs(sa.sin_port), NULL, NULL, on_request, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SRV_CONN_MEMORY,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conns_per_ip,
-        MHD_OPTION_UNESCAPE_CALLBACK, srv_unescape, NULL,
+        flags, ntohs(sa.sin_port), NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)SRV_CONN_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->max_conns_per_ip, MHD_OPTION_UNESCAPE_CALLBACK, srv_unescape, NULL,
         MHD_OPTION_END);
     if (!srv->daemon) {
         fprintf(stderr, "strata: cannot listen on %s: %s\n", cfg->listen, strerror(errno));
         goto out;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    printf("strata: listening on http://%s:%u, data in %s%s\n",
-           inet_ntoa(sa.sin_addr), info ? info->port : ntohs(sa.sin_port), st_data_dir(srv->st),
+    printf("strata: listening on http://%s:%u, data in %s%s\n", inet_ntoa(sa.sin_addr),
+           info ? info->port : ntohs(sa.sin_port), st_data_dir(srv->st),
            cfg->auth ? ", auth on" : "");
     fflush(stdout);
 

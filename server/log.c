@@ -24,8 +24,7 @@ void srv_log_write(int level, const char *fmt, ...)
     va_end(ap);
     if (srv_log_json && line[0] == '{')
         fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",%s\n", ts, names[level & 3], line + 1);
-    else
-        fprintf(stderr, "%s %s %s\n", ts, names[level & 3], line);
+    else fprintf(stderr, "%s %s %s\n", ts, names[level & 3], line);
 }
 
 uint64_t srv_now_ns(void)

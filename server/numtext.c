@@ -34,6 +34,7 @@
  * tests/unit/test_server_numtext.c goes through every binary exponent (so
  * every entry) against glibc's exact printf and strtod. */
 #define NT_E_MIN (-292)
+/* clang-format off */
 static const uint64_t nt_g[617][2] = {
     { 0xff77b1fcbebcdc4fu, 0x25e8e89c13bb0f7bu },
     { 0x9faacf3df73609b1u, 0x77b191618c54e9adu },
@@ -653,6 +654,7 @@ static const uint64_t nt_g[617][2] = {
     { 0xfcf62c1dee382c42u, 0x46729e03dd9ed7b6u },
     { 0x9e19db92b4e31ba9u, 0x6c07a2c26a8346d2u },
 };
+/* clang-format on */
 
 /* floor(q log10 2), floor(log10(3/4 2^q)), floor(e log2 10): exact for
  * |q|, |e| < 1100 (checked against exact integer arithmetic when the
@@ -679,8 +681,7 @@ static int nt_flog2pow10(int e)
  * must still look exact. */
 static inline uint64_t nt_rop(const uint64_t g[2], uint64_t cp)
 {
-    unsigned __int128 mid = (unsigned __int128)cp * g[0] +
-                            (((unsigned __int128)cp * g[1]) >> 64);
+    unsigned __int128 mid = (unsigned __int128)cp * g[0] + (((unsigned __int128)cp * g[1]) >> 64);
     return (uint64_t)(mid >> 64) | ((uint64_t)mid != 0);
 }
 
@@ -694,7 +695,7 @@ static const char nt_pairs[201] =
  * number cost more than the digits. */
 static size_t nt_utoa(uint64_t u, char *out)
 {
-    char t[40] = { 0 };
+    char t[40] = {0};
     char *p = t + 20;
     while (u >= 100) {
         unsigned d = (unsigned)(u % 100);
@@ -727,18 +728,18 @@ static void nt_shortest(uint64_t c, int q, uint64_t *digits, int *exp10)
 {
     const uint64_t *g;
     uint64_t cb = c << 2, cbl, cbr = cb + 2, vb, vbl, vbr, s, t, d;
-    uint64_t out = c & 1;      /* odd c: the interval's ends round to a neighbour */
+    uint64_t out = c & 1; /* odd c: the interval's ends round to a neighbour */
     int k, h, uin, win;
 
     if (c != (UINT64_C(1) << 52) || q == -1074) {
         cbl = cb - 2;
         k = nt_flog10pow2(q);
     } else {
-        cbl = cb - 1;          /* a power of two: the gap below is half as wide */
+        cbl = cb - 1; /* a power of two: the gap below is half as wide */
         k = nt_flog10_3q_pow2(q);
     }
     g = nt_g[-k - NT_E_MIN];
-    h = q + nt_flog2pow10(-k) + 1;   /* 1..4: keeps cb << h below 2^59 */
+    h = q + nt_flog2pow10(-k) + 1; /* 1..4: keeps cb << h below 2^59 */
     vb = nt_rop(g, cb << h);
     vbl = nt_rop(g, cbl << h);
     vbr = nt_rop(g, cbr << h);
@@ -772,16 +773,15 @@ strip:
 size_t srv_double_text(double v, char *out)
 {
     uint64_t bits, c, d;
-    char dig[48] = { 0 }, *p = out;
+    char dig[48] = {0}, *p = out;
     int bq, q, e10, x;
     size_t n;
 
     memcpy(&bits, &v, sizeof bits);
-    if (bits >> 63)
-        *p++ = '-';
+    if (bits >> 63) *p++ = '-';
     bq = (int)((bits >> 52) & 0x7ff);
     c = bits & ((UINT64_C(1) << 52) - 1);
-    if (bq == 0x7ff) {                 /* not for JSON or CSV; callers skip these */
+    if (bq == 0x7ff) { /* not for JSON or CSV; callers skip these */
         memcpy(p, c ? "nan" : "inf", 3);
         return (size_t)(p + 3 - out);
     }
@@ -800,7 +800,7 @@ size_t srv_double_text(double v, char *out)
     }
     nt_shortest(c, q, &d, &e10);
     n = nt_utoa(d, dig);
-    x = (int)n - 1 + e10;              /* v = d.ddd * 10^x */
+    x = (int)n - 1 + e10; /* v = d.ddd * 10^x */
     /* Fixed-size copies (out has room): the lengths vary, the copies not. */
     if (x >= 16 || x < -4) {
         p[0] = dig[0];
@@ -809,21 +809,19 @@ size_t srv_double_text(double v, char *out)
         p += n > 1 ? n + 1 : 1;
         *p++ = 'e';
         *p++ = x < 0 ? '-' : '+';
-        if (x < 0)
-            x = -x;
-        if (x < 10)
-            *p++ = '0';
+        if (x < 0) x = -x;
+        if (x < 10) *p++ = '0';
         p += nt_utoa((uint64_t)x, p);
-    } else if (e10 >= 0) {             /* an integer 2^53..1e16: digits then zeros */
+    } else if (e10 >= 0) { /* an integer 2^53..1e16: digits then zeros */
         memcpy(p, dig, 16);
         memset(p + n, '0', 16);
         p += n + (size_t)e10;
-    } else if (x >= 0) {               /* ddd.ddd */
+    } else if (x >= 0) { /* ddd.ddd */
         memcpy(p, dig, 16);
         p[x + 1] = '.';
         memcpy(p + x + 2, dig + x + 1, 16);
         p += n + 1;
-    } else {                           /* 0.000ddd */
+    } else { /* 0.000ddd */
         memcpy(p, "0.000000", 8);
         memcpy(p + 1 - x, dig, 20);
         p += 1 - x + n;

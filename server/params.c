@@ -33,8 +33,8 @@ int srv_query_int(srv_req *r, const char *key, int64_t lo, int64_t hi, int64_t *
     long long n = strtoll(v, &end, 10);
     if (!*v || *end || errno || n < lo || n > hi) {
         srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s,s:s}", "parameter", key, "value", v),
-                        "query parameter '%s' must be an integer from %lld to %lld, got '%s'",
-                        key, (long long)lo, (long long)hi, v);
+                        "query parameter '%s' must be an integer from %lld to %lld, got '%s'", key,
+                        (long long)lo, (long long)hi, v);
         return -1;
     }
     *out = n;
@@ -56,16 +56,16 @@ int srv_query_page(srv_req *r, int *limit, const char **after)
 #define NAME_RULE "must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 
 static const struct {
-    const char *label, *key;        /* in the message; the details' key */
-    int (*valid)(const char *);     /* storage's rule */
-    const char *rule;               /* what the message says a good one is */
+    const char *label, *key;    /* in the message; the details' key */
+    int (*valid)(const char *); /* storage's rule */
+    const char *rule;           /* what the message says a good one is */
 } name_kinds[] = {
     [SRV_NAME_MODEL] = {"model name", "model", st_name_valid, NAME_RULE},
-    [SRV_NAME_RUN]   = {"run name", "run", st_name_valid, NAME_RULE},
-    [SRV_NAME_TAG]   = {"tag", "tag", st_tag_name_valid, NAME_RULE " and not be all digits"},
-    [SRV_NAME_ARCH]  = {"architecture name", "name", st_name_valid, NAME_RULE},
+    [SRV_NAME_RUN] = {"run name", "run", st_name_valid, NAME_RULE},
+    [SRV_NAME_TAG] = {"tag", "tag", st_tag_name_valid, NAME_RULE " and not be all digits"},
+    [SRV_NAME_ARCH] = {"architecture name", "name", st_name_valid, NAME_RULE},
     /* a version number, a tag or "latest": all of them valid names */
-    [SRV_NAME_REF]   = {"ref", "ref", st_name_valid, "must be a version number, a tag or 'latest'"},
+    [SRV_NAME_REF] = {"ref", "ref", st_name_valid, "must be a version number, a tag or 'latest'"},
 };
 
 static int check_kind(srv_req *r, enum srv_name_kind kind, const char *key, const char *value)

@@ -16,23 +16,23 @@
 
 /* ---- the error table: ONE place maps errors to statuses and codes ---------- */
 static const struct srv_err_info err_table[SRV_E__COUNT] = {
-    [SRV_OK]                = {200, "ok"},
-    [SRV_E_BAD_REQUEST]     = {400, "bad_request"},
+    [SRV_OK] = {200, "ok"},
+    [SRV_E_BAD_REQUEST] = {400, "bad_request"},
     [SRV_E_DIGEST_MISMATCH] = {400, "digest_mismatch"},
-    [SRV_E_UNAUTHORIZED]    = {401, "unauthorized"},
-    [SRV_E_FORBIDDEN]       = {403, "forbidden"},
-    [SRV_E_NOT_FOUND]       = {404, "not_found"},
-    [SRV_E_METHOD]          = {405, "method_not_allowed"},
-    [SRV_E_CONFLICT]        = {409, "conflict"},
+    [SRV_E_UNAUTHORIZED] = {401, "unauthorized"},
+    [SRV_E_FORBIDDEN] = {403, "forbidden"},
+    [SRV_E_NOT_FOUND] = {404, "not_found"},
+    [SRV_E_METHOD] = {405, "method_not_allowed"},
+    [SRV_E_CONFLICT] = {409, "conflict"},
     [SRV_E_LENGTH_REQUIRED] = {411, "length_required"},
-    [SRV_E_TOO_LARGE]       = {413, "too_large"},
-    [SRV_E_MEDIA_TYPE]      = {415, "unsupported_media_type"},
-    [SRV_E_RANGE]           = {416, "range_not_satisfiable"},
-    [SRV_E_INVALID_ARCH]    = {422, "invalid_architecture"},
+    [SRV_E_TOO_LARGE] = {413, "too_large"},
+    [SRV_E_MEDIA_TYPE] = {415, "unsupported_media_type"},
+    [SRV_E_RANGE] = {416, "range_not_satisfiable"},
+    [SRV_E_INVALID_ARCH] = {422, "invalid_architecture"},
     [SRV_E_INVALID_WEIGHTS] = {422, "invalid_weights"},
-    [SRV_E_INTERNAL]        = {500, "internal"},
-    [SRV_E_UNAVAILABLE]     = {503, "unavailable"},
-    [SRV_E_NO_SPACE]        = {507, "insufficient_storage"},
+    [SRV_E_INTERNAL] = {500, "internal"},
+    [SRV_E_UNAVAILABLE] = {503, "unavailable"},
+    [SRV_E_NO_SPACE] = {507, "insufficient_storage"},
 };
 
 const struct srv_err_info *srv_err_info(srv_err e)
@@ -81,7 +81,7 @@ srv_err srv_err_from_engine(eng_code c)
 
 void srv_reply_response(srv_req *r, unsigned status, struct MHD_Response *resp)
 {
-    if (r->answered) {                    /* first answer wins */
+    if (r->answered) { /* first answer wins */
         MHD_destroy_response(resp);
         return;
     }
@@ -230,10 +230,10 @@ static int parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *le
 #define SRV_FILE_BLOCK (256u << 10)
 
 typedef struct seg_body {
-    size_t n, cur;              /* segments; the one the last read ended in */
-    uint64_t base;              /* first byte sent (Range), in body coordinates */
+    size_t n, cur; /* segments; the one the last read ended in */
+    uint64_t base; /* first byte sent (Range), in body coordinates */
     srv_seg *segs;
-    uint64_t *start;            /* start[i]: body offset of segs[i] */
+    uint64_t *start; /* start[i]: body offset of segs[i] */
 } seg_body;
 
 static void close_seg_fds(const srv_seg *segs, size_t n)
@@ -296,12 +296,16 @@ void srv_reply_segments(srv_req *r, const srv_seg *segs, size_t n, const char *e
     }
     const char *range = srv_header(r, "Range"), *if_range = srv_header(r, "If-Range");
     int rr = parse_range(range, size, &off, &len);
-    if (rr != 0 && if_range && strcmp(if_range, quoted) != 0) rr = 0;   /* changed: send it all */
-    if (rr == 0) { off = 0; len = size; }
+    if (rr != 0 && if_range && strcmp(if_range, quoted) != 0) rr = 0; /* changed: send it all */
+    if (rr == 0) {
+        off = 0;
+        len = size;
+    }
     if (rr < 0) {
         snprintf(crange, sizeof crange, "bytes */%llu", (unsigned long long)size);
         srv_reply_error(r, SRV_E_RANGE, json_pack("{s:I}", "size", (json_int_t)size),
-                        "range '%s' is outside the file of %llu bytes", range, (unsigned long long)size);
+                        "range '%s' is outside the file of %llu bytes", range,
+                        (unsigned long long)size);
         MHD_add_response_header(r->response, "Content-Range", crange);
         goto out;
     }
@@ -317,7 +321,7 @@ void srv_reply_segments(srv_req *r, const srv_seg *segs, size_t n, const char *e
     for (size_t i = 0, at = 0; i < n; at += segs[i].len, i++) b->start[i] = at;
     resp = MHD_create_response_from_callback(len, SRV_FILE_BLOCK, seg_body_read, b, seg_body_free);
     if (!resp) goto fail;
-    b = NULL;   /* the response owns it (and the fds) from here */
+    b = NULL; /* the response owns it (and the fds) from here */
     MHD_add_response_header(resp, "Content-Type", "application/x-hdf5");
     MHD_add_response_header(resp, "ETag", quoted);
     MHD_add_response_header(resp, "Accept-Ranges", "bytes");
@@ -333,7 +337,11 @@ void srv_reply_segments(srv_req *r, const srv_seg *segs, size_t n, const char *e
     srv_reply_response(r, rr == 1 ? 206 : 200, resp);
     return;
 fail:
-    if (b) { free(b->segs); free(b->start); free(b); }
+    if (b) {
+        free(b->segs);
+        free(b->start);
+        free(b);
+    }
     srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot answer with the file");
 out:
     close_seg_fds(segs, n);
@@ -365,8 +373,8 @@ json_t *srv_body_json(srv_req *r)
     if (!j) {
         srv_reply_error(r, SRV_E_BAD_REQUEST,
                         json_pack("{s:i,s:i}", "line", jerr.line, "column", jerr.column),
-                        "request body is not valid JSON: %s (line %d, column %d)",
-                        jerr.text, jerr.line, jerr.column);
+                        "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                        jerr.line, jerr.column);
         return NULL;
     }
     return j;

@@ -13,8 +13,8 @@ void srv_reply_json_text(srv_req *r, unsigned status, char *text, size_t len);
 /* msg is printf-style; details is STOLEN (may be NULL). */
 void srv_reply_error(srv_req *r, srv_err e, json_t *details, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void srv_reply_storage_error(srv_req *r, st_error *err);    /* releases err */
-void srv_reply_engine_error(srv_req *r, eng_error *err);    /* releases err */
+void srv_reply_storage_error(srv_req *r, st_error *err); /* releases err */
+void srv_reply_engine_error(srv_req *r, eng_error *err); /* releases err */
 /* Takes ownership of resp. */
 void srv_reply_response(srv_req *r, unsigned status, struct MHD_Response *resp);
 
@@ -28,7 +28,10 @@ void srv_reply_file(srv_req *r, int fd, uint64_t size, const char *etag, const c
  * fd from off, each (a skeleton file around ranges of a blob). Copies segs.
  * STEALS every fd that appears in segs (each distinct fd closed once, on
  * every path). */
-typedef struct srv_seg { int fd; uint64_t off, len; } srv_seg;
+typedef struct srv_seg {
+    int fd;
+    uint64_t off, len;
+} srv_seg;
 void srv_reply_segments(srv_req *r, const srv_seg *segs, size_t n, const char *etag,
                         const char *disposition, const char *extra_name, const char *extra_value);
 

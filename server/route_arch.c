@@ -8,7 +8,8 @@
 #include "reply.h"
 #include "routes.h"
 
-int srv_arch_store(srv_req *r, json_t *config, const char *name, char **id_out, int *created, json_t **answer)
+int srv_arch_store(srv_req *r, json_t *config, const char *name, char **id_out, int *created,
+                   json_t **answer)
 {
     eng_arch *a = NULL;
     eng_error eerr = {0};
@@ -19,14 +20,18 @@ int srv_arch_store(srv_req *r, json_t *config, const char *name, char **id_out, 
 
     if (name && srv_check_name(r, SRV_NAME_ARCH, name)) goto out;
     text = json_dumps(config, JSON_COMPACT);
-    if (!text) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
+    if (!text) {
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
     if (eng_arch_parse(text, strlen(text), &a, &eerr)) {
         srv_reply_engine_error(r, &eerr);
         goto out;
     }
     summary = eng_arch_to_json(a);
     summary_text = json_dumps(summary, JSON_COMPACT);
-    if (st_arch_put(r->srv->st, eng_arch_id(a), name, eng_arch_canonical(a), summary_text, created, &serr)) {
+    if (st_arch_put(r->srv->st, eng_arch_id(a), name, eng_arch_canonical(a), summary_text, created,
+                    &serr)) {
         srv_reply_storage_error(r, &serr);
         goto out;
     }
@@ -67,8 +72,9 @@ void srv_h_arch_create(srv_req *r)
     int created = 0;
     if (!body) return;
     if (!json_is_object(body)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, NULL,
-                        "an architecture is a Keras model config object as written by model.to_json()");
+        srv_reply_error(
+            r, SRV_E_BAD_REQUEST, NULL,
+            "an architecture is a Keras model config object as written by model.to_json()");
         goto out;
     }
     if (srv_arch_store(r, body, srv_query(r, "name"), &id, &created, &answer)) goto out;
@@ -85,7 +91,10 @@ void srv_h_arch_list(srv_req *r)
     json_t *out = NULL;
     st_error err = {0};
     if (srv_query_page(r, &limit, &after)) return;
-    if (st_arch_list(r->srv->st, limit, after, &out, &err)) { srv_reply_storage_error(r, &err); return; }
+    if (st_arch_list(r->srv->st, limit, after, &out, &err)) {
+        srv_reply_storage_error(r, &err);
+        return;
+    }
     srv_reply_json(r, 200, out);
 }
 
@@ -95,6 +104,9 @@ void srv_h_arch_get(srv_req *r)
     st_error err = {0};
     const char *id = srv_param(r, "id");
     if (srv_check_arch_id(r, "id", id)) return;
-    if (st_arch_get(r->srv->st, id, &out, &err)) { srv_reply_storage_error(r, &err); return; }
+    if (st_arch_get(r->srv->st, id, &out, &err)) {
+        srv_reply_storage_error(r, &err);
+        return;
+    }
     srv_reply_json(r, 200, out);
 }

@@ -38,24 +38,24 @@
 /* ---- the batch being built ------------------------------------------------ */
 
 struct hist_in {
-    const char *run;                               /* borrowed (body or query) */
-    char *metrics[ST_HISTORY_MAX_METRICS];         /* owned */
+    const char *run;                       /* borrowed (body or query) */
+    char *metrics[ST_HISTORY_MAX_METRICS]; /* owned */
     size_t nmetrics;
-    int64_t *epochs;                               /* owned */
-    double *values;                                /* owned, nepochs x nmetrics, NAN = none */
+    int64_t *epochs; /* owned */
+    double *values;  /* owned, nepochs x nmetrics, NAN = none */
     size_t nepochs;
 };
 
 static void hist_in_release(struct hist_in *in)
 {
-    for (size_t j = 0; j < in->nmetrics; j++)
-        free(in->metrics[j]);
+    for (size_t j = 0; j < in->nmetrics; j++) free(in->metrics[j]);
     free(in->epochs);
     free(in->values);
 }
 
 /* Answer 400 with details (STOLEN); returns -1 for `return bad(...)`. */
-static int bad(srv_req *r, json_t *details, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(srv_req *r, json_t *details, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int bad(srv_req *r, json_t *details, const char *fmt, ...)
 {
     char msg[900];
@@ -71,15 +71,14 @@ static int bad(srv_req *r, json_t *details, const char *fmt, ...)
 static int metric_index(srv_req *r, struct hist_in *in, const char *name, long long row)
 {
     for (size_t j = 0; j < in->nmetrics; j++)
-        if (strcmp(in->metrics[j], name) == 0)
-            return (int)j;
+        if (strcmp(in->metrics[j], name) == 0) return (int)j;
     if (!st_metric_name_valid(name)) {
         json_t *d = row > 0 ? json_pack("{s:I,s:s}", "row", (json_int_t)row, "column", name)
                             : json_pack("{s:s}", "metric", name);
         char where[48] = "";
-        if (row > 0)
-            snprintf(where, sizeof where, "row %lld: ", row);
-        srv_reply_error(r, SRV_E_BAD_REQUEST, d, "%smetric name '%.140s' must be 1..%d printable "
+        if (row > 0) snprintf(where, sizeof where, "row %lld: ", row);
+        srv_reply_error(r, SRV_E_BAD_REQUEST, d,
+                        "%smetric name '%.140s' must be 1..%d printable "
                         "ASCII characters without space, ',' or '\"', and not 'epoch'",
                         where, name, ST_METRIC_NAME_MAX);
         return -1;
@@ -99,14 +98,14 @@ static int metric_index(srv_req *r, struct hist_in *in, const char *name, long l
 /* Room for nepochs x nmetrics values, all NAN. -1 after a 400/500. */
 static int hist_alloc(srv_req *r, struct hist_in *in, size_t nepochs)
 {
-    if (nepochs == 0)
-        return bad(r, NULL, "no epochs given");
+    if (nepochs == 0) return bad(r, NULL, "no epochs given");
     if (nepochs > ST_HISTORY_MAX_EPOCHS || nepochs * in->nmetrics > ST_HISTORY_MAX_VALUES) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:i,s:i}", "max_epochs",
-                        ST_HISTORY_MAX_EPOCHS, "max_values", ST_HISTORY_MAX_VALUES),
+        srv_reply_error(r, SRV_E_BAD_REQUEST,
+                        json_pack("{s:i,s:i}", "max_epochs", ST_HISTORY_MAX_EPOCHS, "max_values",
+                                  ST_HISTORY_MAX_VALUES),
                         "%zu epochs x %zu metrics: at most %d epochs and %d values per request; "
-                        "send the history in parts", nepochs, in->nmetrics,
-                        ST_HISTORY_MAX_EPOCHS, ST_HISTORY_MAX_VALUES);
+                        "send the history in parts",
+                        nepochs, in->nmetrics, ST_HISTORY_MAX_EPOCHS, ST_HISTORY_MAX_VALUES);
         return -1;
     }
     in->epochs = calloc(nepochs, sizeof *in->epochs);
@@ -115,8 +114,7 @@ static int hist_alloc(srv_req *r, struct hist_in *in, size_t nepochs)
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < nepochs * in->nmetrics; i++)
-        in->values[i] = NAN;
+    for (size_t i = 0; i < nepochs * in->nmetrics; i++) in->values[i] = NAN;
     in->nepochs = nepochs;
     return 0;
 }
@@ -130,8 +128,7 @@ static int json_value(json_t *v, double *out)
         *out = NAN;
         return 0;
     }
-    if (!json_is_number(v) || !isfinite(json_number_value(v)))
-        return -1;
+    if (!json_is_number(v) || !isfinite(json_number_value(v))) return -1;
     *out = json_number_value(v);
     return 0;
 }
@@ -140,10 +137,9 @@ static int keys_allowed(srv_req *r, json_t *body, const char *const *allowed, co
 {
     const char *k;
     json_t *v;
-    json_object_foreach(body, k, v) {
+    json_object_foreach (body, k, v) {
         int ok = 0;
-        for (size_t i = 0; allowed[i]; i++)
-            ok |= strcmp(k, allowed[i]) == 0;
+        for (size_t i = 0; allowed[i]; i++) ok |= strcmp(k, allowed[i]) == 0;
         if (!ok)
             return bad(r, json_pack("{s:s}", "field", k), "unknown field '%.140s' in %s", k, form);
     }
@@ -153,13 +149,12 @@ static int keys_allowed(srv_req *r, json_t *body, const char *const *allowed, co
 /* {"run", "epoch": 3, "metrics": {"loss": 0.2}} */
 static int parse_one_epoch(srv_req *r, json_t *body, struct hist_in *in)
 {
-    static const char *const allowed[] = { "run", "epoch", "metrics", NULL };
+    static const char *const allowed[] = {"run", "epoch", "metrics", NULL};
     json_t *je = json_object_get(body, "epoch"), *jm = json_object_get(body, "metrics"), *v;
     const char *k;
     size_t j = 0;
 
-    if (keys_allowed(r, body, allowed, "one epoch {\"run\", \"epoch\", \"metrics\"}"))
-        return -1;
+    if (keys_allowed(r, body, allowed, "one epoch {\"run\", \"epoch\", \"metrics\"}")) return -1;
     if (!json_is_integer(je) || json_integer_value(je) < 0)
         return bad(r, json_pack("{s:s}", "field", "epoch"),
                    "'epoch' must be an integer >= 0 (Keras counts epochs from 0)");
@@ -169,13 +164,11 @@ static int parse_one_epoch(srv_req *r, json_t *body, struct hist_in *in)
     if (json_object_size(jm) > ST_HISTORY_MAX_METRICS)
         return bad(r, json_pack("{s:i}", "limit", ST_HISTORY_MAX_METRICS),
                    "too many metrics in one epoch");
-    json_object_foreach(jm, k, v)
-        if (metric_index(r, in, k, 0) < 0)
-            return -1;
-    if (hist_alloc(r, in, 1))
-        return -1;
+    json_object_foreach (jm, k, v)
+        if (metric_index(r, in, k, 0) < 0) return -1;
+    if (hist_alloc(r, in, 1)) return -1;
     in->epochs[0] = json_integer_value(je);
-    json_object_foreach(jm, k, v) {
+    json_object_foreach (jm, k, v) {
         if (json_value(v, &in->values[j++]))
             return bad(r, json_pack("{s:s}", "metric", k),
                        "metric '%.140s' must be a finite number (or null for none)", k);
@@ -198,18 +191,16 @@ static int parse_flat_epoch(srv_req *r, json_t *body, struct hist_in *in)
     if (json_object_size(body) > ST_HISTORY_MAX_METRICS + 2)
         return bad(r, json_pack("{s:i}", "limit", ST_HISTORY_MAX_METRICS),
                    "too many metrics in one epoch");
-    json_object_foreach(body, k, v)
-        if (strcmp(k, "epoch") && strcmp(k, "run") && metric_index(r, in, k, 0) < 0)
-            return -1;
+    json_object_foreach (body, k, v)
+        if (strcmp(k, "epoch") && strcmp(k, "run") && metric_index(r, in, k, 0) < 0) return -1;
     if (in->nmetrics == 0)
-        return bad(r, NULL, "no metrics beside 'epoch': expected {\"epoch\": 3, \"loss\": 0.2, …} "
+        return bad(r, NULL,
+                   "no metrics beside 'epoch': expected {\"epoch\": 3, \"loss\": 0.2, …} "
                    "as Keras RemoteMonitor(send_as_json=True) sends it");
-    if (hist_alloc(r, in, 1))
-        return -1;
+    if (hist_alloc(r, in, 1)) return -1;
     in->epochs[0] = json_integer_value(je);
-    json_object_foreach(body, k, v) {
-        if (!strcmp(k, "epoch") || !strcmp(k, "run"))
-            continue;
+    json_object_foreach (body, k, v) {
+        if (!strcmp(k, "epoch") || !strcmp(k, "run")) continue;
         if (json_value(v, &in->values[j++]))
             return bad(r, json_pack("{s:s}", "metric", k),
                        "metric '%.140s' must be a finite number (or null for none)", k);
@@ -220,7 +211,7 @@ static int parse_flat_epoch(srv_req *r, json_t *body, struct hist_in *in)
 /* {"run", "history": {"loss": [...], ...}, "initial_epoch": 0 | "epochs": [...]} */
 static int parse_history_dict(srv_req *r, json_t *body, struct hist_in *in)
 {
-    static const char *const allowed[] = { "run", "history", "initial_epoch", "epochs", NULL };
+    static const char *const allowed[] = {"run", "history", "initial_epoch", "epochs", NULL};
     json_t *jh = json_object_get(body, "history"), *ji = json_object_get(body, "initial_epoch");
     json_t *jes = json_object_get(body, "epochs"), *v;
     const char *k, *first = NULL;
@@ -230,7 +221,8 @@ static int parse_history_dict(srv_req *r, json_t *body, struct hist_in *in)
     if (keys_allowed(r, body, allowed, "a History dict {\"run\", \"history\", \"initial_epoch\"}"))
         return -1;
     if (!json_is_object(jh) || json_object_size(jh) == 0)
-        return bad(r, json_pack("{s:s}", "field", "history"), "'history' must be a non-empty object "
+        return bad(r, json_pack("{s:s}", "field", "history"),
+                   "'history' must be a non-empty object "
                    "of lists, as Keras History.history: {\"loss\": [0.5, 0.3]}");
     if (json_object_size(jh) > ST_HISTORY_MAX_METRICS)
         return bad(r, json_pack("{s:i}", "limit", ST_HISTORY_MAX_METRICS),
@@ -244,7 +236,7 @@ static int parse_history_dict(srv_req *r, json_t *body, struct hist_in *in)
                        "'initial_epoch' must be an integer >= 0");
         initial = json_integer_value(ji);
     }
-    json_object_foreach(jh, k, v) {
+    json_object_foreach (jh, k, v) {
         if (!json_is_array(v))
             return bad(r, json_pack("{s:s}", "metric", k),
                        "history['%.140s'] must be a list of numbers", k);
@@ -252,16 +244,16 @@ static int parse_history_dict(srv_req *r, json_t *body, struct hist_in *in)
             first = k;
             n = json_array_size(v);
         } else if (json_array_size(v) != n) {
-            srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s,s:I,s:s,s:I}", "metric", k,
-                            "length", (json_int_t)json_array_size(v), "expected_from", first,
-                            "expected", (json_int_t)n),
+            srv_reply_error(r, SRV_E_BAD_REQUEST,
+                            json_pack("{s:s,s:I,s:s,s:I}", "metric", k, "length",
+                                      (json_int_t)json_array_size(v), "expected_from", first,
+                                      "expected", (json_int_t)n),
                             "ragged history: '%.140s' has %zu values but '%.140s' has %zu; every "
-                            "list needs one value per epoch (null for none)", k,
-                            json_array_size(v), first, n);
+                            "list needs one value per epoch (null for none)",
+                            k, json_array_size(v), first, n);
             return -1;
         }
-        if (metric_index(r, in, k, 0) < 0)
-            return -1;
+        if (metric_index(r, in, k, 0) < 0) return -1;
     }
     if (jes && !(json_is_array(jes) && json_array_size(jes) == n))
         return bad(r, json_pack("{s:s}", "field", "epochs"),
@@ -269,25 +261,25 @@ static int parse_history_dict(srv_req *r, json_t *body, struct hist_in *in)
     if (n > ST_HISTORY_MAX_EPOCHS || initial > INT64_MAX - (int64_t)n)
         return bad(r, json_pack("{s:i}", "limit", ST_HISTORY_MAX_EPOCHS),
                    "too many epochs in one request");
-    if (hist_alloc(r, in, n))
-        return -1;
+    if (hist_alloc(r, in, n)) return -1;
     for (size_t i = 0; i < n; i++) {
         json_t *e = jes ? json_array_get(jes, i) : NULL;
         if (e && !(json_is_integer(e) && json_integer_value(e) >= 0)) {
-            srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s,s:I}", "field", "epochs",
-                            "index", (json_int_t)i),
+            srv_reply_error(r, SRV_E_BAD_REQUEST,
+                            json_pack("{s:s,s:I}", "field", "epochs", "index", (json_int_t)i),
                             "epochs[%zu] must be an integer >= 0", i);
             return -1;
         }
         in->epochs[i] = e ? json_integer_value(e) : initial + (int64_t)i;
     }
-    json_object_foreach(jh, k, v) {
+    json_object_foreach (jh, k, v) {
         size_t i;
         json_t *x;
-        json_array_foreach(v, i, x) {
+        json_array_foreach (v, i, x) {
             if (json_value(x, &in->values[i * in->nmetrics + j])) {
-                srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s,s:I,s:I}", "metric", k,
-                                "index", (json_int_t)i, "epoch", (json_int_t)in->epochs[i]),
+                srv_reply_error(r, SRV_E_BAD_REQUEST,
+                                json_pack("{s:s,s:I,s:I}", "metric", k, "index", (json_int_t)i,
+                                          "epoch", (json_int_t)in->epochs[i]),
                                 "history['%.140s'][%zu] must be a finite number (or null for none)",
                                 k, i);
                 return -1;
@@ -302,22 +294,21 @@ static int parse_json(srv_req *r, struct hist_in *in, json_t **doc)
 {
     json_t *body = srv_body_json(r), *jr;
     *doc = body;
-    if (!body)
-        return -1;
+    if (!body) return -1;
     if (!json_is_object(body))
-        return bad(r, NULL, "body must be a JSON object: one epoch {\"run\", \"epoch\", \"metrics\"} "
+        return bad(r, NULL,
+                   "body must be a JSON object: one epoch {\"run\", \"epoch\", \"metrics\"} "
                    "or a History dict {\"run\", \"history\", \"initial_epoch\"}");
     jr = json_object_get(body, "run");
     if (jr && !json_is_string(jr))
         return bad(r, json_pack("{s:s}", "field", "run"), "'run' must be a string");
     in->run = jr ? json_string_value(jr) : srv_query(r, "run");
-    if (json_object_get(body, "history"))
-        return parse_history_dict(r, body, in);
+    if (json_object_get(body, "history")) return parse_history_dict(r, body, in);
     if (json_object_get(body, "epoch") && json_object_get(body, "metrics"))
         return parse_one_epoch(r, body, in);
-    if (json_object_get(body, "epoch"))
-        return parse_flat_epoch(r, body, in);
-    return bad(r, NULL, "expected one epoch {\"run\", \"epoch\", \"metrics\"}, a Keras History "
+    if (json_object_get(body, "epoch")) return parse_flat_epoch(r, body, in);
+    return bad(r, NULL,
+               "expected one epoch {\"run\", \"epoch\", \"metrics\"}, a Keras History "
                "dict {\"run\", \"history\", \"initial_epoch\"}, or RemoteMonitor's "
                "{\"epoch\", <logs>} with ?run=");
 }
@@ -325,22 +316,20 @@ static int parse_json(srv_req *r, struct hist_in *in, json_t **doc)
 /* ---- CSV (Keras CSVLogger) --------------------------------------------------- */
 
 struct csv_line {
-    const char *p;          /* start, in the body */
-    size_t len;             /* without \r\n */
-    long long row;          /* 1-based line number */
+    const char *p; /* start, in the body */
+    size_t len;    /* without \r\n */
+    long long row; /* 1-based line number */
 };
 
 /* Next line of [*pos, end); 0 at the end. */
 static int csv_next(const char **pos, const char *end, struct csv_line *l)
 {
     const char *s = *pos, *nl;
-    if (s >= end)
-        return 0;
+    if (s >= end) return 0;
     nl = memchr(s, '\n', (size_t)(end - s));
     l->p = s;
     l->len = (size_t)((nl ? nl : end) - s);
-    if (l->len && s[l->len - 1] == '\r')
-        l->len--;
+    if (l->len && s[l->len - 1] == '\r') l->len--;
     l->row++;
     *pos = nl ? nl + 1 : end;
     return 1;
@@ -355,15 +344,12 @@ static int csv_split(const struct csv_line *l, char *scratch, char **fields, siz
     char *o = scratch;
     *n = 0;
     for (;;) {
-        if (*n == HIST_CSV_MAX_FIELDS)
-            return -2;
-        while (s < e && *s == ' ')
-            s++;
+        if (*n == HIST_CSV_MAX_FIELDS) return -2;
+        while (s < e && *s == ' ') s++;
         fields[(*n)++] = o;
         if (s < e && *s == '"') {
             for (s++;; s++) {
-                if (s >= e)
-                    return -1;
+                if (s >= e) return -1;
                 if (*s == '"') {
                     if (s + 1 < e && s[1] == '"') {
                         *o++ = '"';
@@ -375,23 +361,19 @@ static int csv_split(const struct csv_line *l, char *scratch, char **fields, siz
                 }
                 *o++ = *s;
             }
-            while (s < e && *s == ' ')
-                s++;
-            if (s < e && *s != ',')
-                return -1;
+            while (s < e && *s == ' ') s++;
+            if (s < e && *s != ',') return -1;
         } else {
             const char *c = memchr(s, ',', (size_t)(e - s));
             const char *fe = c ? c : e;
-            while (fe > s && fe[-1] == ' ')
-                fe--;
+            while (fe > s && fe[-1] == ' ') fe--;
             memcpy(o, s, (size_t)(fe - s));
             o += fe - s;
             s = c ? c : e;
         }
         *o++ = '\0';
-        if (s >= e)
-            return 0;
-        s++;    /* the comma */
+        if (s >= e) return 0;
+        s++; /* the comma */
     }
 }
 
@@ -400,18 +382,16 @@ static int csv_split(const struct csv_line *l, char *scratch, char **fields, siz
 static int csv_number(const char *s, double *out)
 {
     char *end;
-    if (!*s)
-        return -1;
+    if (!*s) return -1;
     if (strcasecmp(s, "nan") == 0 || strcasecmp(s, "inf") == 0 || strcasecmp(s, "-inf") == 0 ||
-        strcasecmp(s, "+inf") == 0 || strcasecmp(s, "infinity") == 0 || strcasecmp(s, "-infinity") == 0)
+        strcasecmp(s, "+inf") == 0 || strcasecmp(s, "infinity") == 0 ||
+        strcasecmp(s, "-infinity") == 0)
         return -2;
     for (const char *p = s; *p; p++)
-        if (!isdigit((unsigned char)*p) && !strchr("+-.eE", *p))
-            return -1;
+        if (!isdigit((unsigned char)*p) && !strchr("+-.eE", *p)) return -1;
     errno = 0;
     *out = strtod(s, &end);
-    if (*end || end == s)
-        return -1;
+    if (*end || end == s) return -1;
     return isfinite(*out) ? 0 : -2;
 }
 
@@ -419,11 +399,9 @@ static int csv_number(const char *s, double *out)
 static int csv_epoch(const char *s, int64_t *out)
 {
     int64_t v = 0;
-    if (!*s)
-        return -1;
+    if (!*s) return -1;
     for (; *s; s++) {
-        if (!isdigit((unsigned char)*s) || v > (INT64_MAX - (*s - '0')) / 10)
-            return -1;
+        if (!isdigit((unsigned char)*s) || v > (INT64_MAX - (*s - '0')) / 10) return -1;
         v = v * 10 + (*s - '0');
     }
     *out = v;
@@ -452,17 +430,14 @@ static int csv_is_header(char **f, size_t n)
 }
 
 /* Map a header line's columns to metric indices (adding new metrics). */
-static int csv_header(srv_req *r, struct hist_in *in, char **f, size_t n, long long row,
-                      int *map)
+static int csv_header(srv_req *r, struct hist_in *in, char **f, size_t n, long long row, int *map)
 {
-    if (n < 2)
-        return csv_error(r, row, NULL, "the header needs 'epoch' and at least one metric");
+    if (n < 2) return csv_error(r, row, NULL, "the header needs 'epoch' and at least one metric");
     for (size_t c = 1; c < n; c++) {
         for (size_t d = 1; d < c; d++)
             if (strcmp(f[c], f[d]) == 0)
                 return csv_error(r, row, f[c], "column '%.140s' appears twice", f[c]);
-        if ((map[c] = metric_index(r, in, f[c], row)) < 0)
-            return -1;
+        if ((map[c] = metric_index(r, in, f[c], row)) < 0) return -1;
     }
     return 0;
 }
@@ -478,10 +453,10 @@ static int parse_csv(srv_req *r, struct hist_in *in)
 
     in->run = srv_query(r, "run");
     if (!in->run)
-        return bad(r, json_pack("{s:s}", "parameter", "run"), "a CSV history needs ?run=NAME "
+        return bad(r, json_pack("{s:s}", "parameter", "run"),
+                   "a CSV history needs ?run=NAME "
                    "(CSVLogger files do not name their run)");
-    if (end - start >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0)
-        start += 3;
+    if (end - start >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0) start += 3;
     scratch = malloc(r->body_len + 1);
     if (!scratch) {
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
@@ -490,8 +465,7 @@ static int parse_csv(srv_req *r, struct hist_in *in)
     /* Pass 1: every header (the union of metrics) and the row count. */
     memset(&l, 0, sizeof l);
     for (pos = start; csv_next(&pos, end, &l);) {
-        if (l.len == 0)
-            continue;
+        if (l.len == 0) continue;
         s = csv_split(&l, scratch, f, &n);
         if (s == -2) {
             csv_error(r, l.row, NULL, "more than %d columns", HIST_CSV_MAX_FIELDS - 1);
@@ -502,36 +476,32 @@ static int parse_csv(srv_req *r, struct hist_in *in)
             goto out;
         }
         if (csv_is_header(f, n)) {
-            if (csv_header(r, in, f, n, l.row, map))
-                goto out;
+            if (csv_header(r, in, f, n, l.row, map)) goto out;
         } else if (ncols == 0) {
-            csv_error(r, l.row, NULL, "expected the header 'epoch,<metric>,…' (as CSVLogger "
+            csv_error(r, l.row, NULL,
+                      "expected the header 'epoch,<metric>,…' (as CSVLogger "
                       "writes it) first");
             goto out;
         } else {
             nrows++;
         }
-        if (csv_is_header(f, n))
-            ncols = n;
+        if (csv_is_header(f, n)) ncols = n;
     }
     if (ncols == 0) {
         bad(r, NULL, "empty CSV: expected CSVLogger's 'epoch,<metric>,…' header and rows");
         goto out;
     }
-    if (hist_alloc(r, in, nrows))
-        goto out;
+    if (hist_alloc(r, in, nrows)) goto out;
     /* Pass 2: the rows, each under the latest header before it. */
     memset(&l, 0, sizeof l);
     for (pos = start; csv_next(&pos, end, &l);) {
         double *vals;
         int any = 0;
-        if (l.len == 0)
-            continue;
+        if (l.len == 0) continue;
         csv_split(&l, scratch, f, &n);
         if (csv_is_header(f, n)) {
             ncols = n;
-            if (csv_header(r, in, f, n, l.row, map))
-                goto out;
+            if (csv_header(r, in, f, n, l.row, map)) goto out;
             continue;
         }
         if (n != ncols) {
@@ -544,18 +514,20 @@ static int parse_csv(srv_req *r, struct hist_in *in)
         }
         vals = in->values + i * in->nmetrics;
         for (size_t c = 1; c < n; c++) {
-            if (strcmp(f[c], "NA") == 0)
-                continue;       /* CSVLogger's "no value" */
+            if (strcmp(f[c], "NA") == 0) continue; /* CSVLogger's "no value" */
             s = csv_number(f[c], &vals[map[c]]);
             if (s == -2) {
-                csv_error(r, l.row, in->metrics[map[c]], "column '%s': '%.40s' is not finite; only "
+                csv_error(r, l.row, in->metrics[map[c]],
+                          "column '%s': '%.40s' is not finite; only "
                           "finite numbers are stored (write NA for none, or drop the row)",
                           in->metrics[map[c]], f[c]);
                 goto out;
             }
             if (s) {
-                csv_error(r, l.row, in->metrics[map[c]], "column '%s': '%.60s' is not a number "
-                          "(write NA for none)", in->metrics[map[c]], f[c]);
+                csv_error(r, l.row, in->metrics[map[c]],
+                          "column '%s': '%.60s' is not a number "
+                          "(write NA for none)",
+                          in->metrics[map[c]], f[c]);
                 goto out;
             }
             any = 1;
@@ -576,43 +548,44 @@ static int is_csv(srv_req *r)
 {
     const char *ct = srv_header(r, "Content-Type");
     size_t n;
-    if (!ct)
-        return 0;
-    while (*ct == ' ')
-        ct++;
+    if (!ct) return 0;
+    while (*ct == ' ') ct++;
     n = strcspn(ct, "; ");
     return n == 8 && strncasecmp(ct, "text/csv", 8) == 0;
 }
 
 void srv_h_history_post(srv_req *r)
 {
-    struct hist_in in = { 0 };
+    struct hist_in in = {0};
     json_t *doc = NULL;
-    st_error err = { 0 };
+    st_error err = {0};
     const char *model;
     int64_t added = 0, updated = 0;
 
-    if (srv_model_param(r, &model))
-        return;
-    if (is_csv(r) ? parse_csv(r, &in) : parse_json(r, &in, &doc))
-        goto out;
+    if (srv_model_param(r, &model)) return;
+    if (is_csv(r) ? parse_csv(r, &in) : parse_json(r, &in, &doc)) goto out;
     if (!in.run) {
-        bad(r, json_pack("{s:s}", "field", "run"), "'run' is required: the run these epochs "
+        bad(r, json_pack("{s:s}", "field", "run"),
+            "'run' is required: the run these epochs "
             "belong to, like \"r1\"");
         goto out;
     }
-    if (srv_check_name(r, SRV_NAME_RUN, in.run))
-        goto out;
+    if (srv_check_name(r, SRV_NAME_RUN, in.run)) goto out;
     st_history_batch b = {
-        .run = in.run, .nmetrics = in.nmetrics, .metrics = (const char *const *)in.metrics,
-        .nepochs = in.nepochs, .epochs = in.epochs, .values = in.values,
+        .run = in.run,
+        .nmetrics = in.nmetrics,
+        .metrics = (const char *const *)in.metrics,
+        .nepochs = in.nepochs,
+        .epochs = in.epochs,
+        .values = in.values,
     };
     if (st_history_put(r->srv->st, model, &b, &added, &updated, &err)) {
         srv_reply_storage_error(r, &err);
         goto out;
     }
-    srv_reply_json(r, 201, json_pack("{s:s,s:I,s:I}", "run", in.run, "epochs_added",
-                                     (json_int_t)added, "epochs_updated", (json_int_t)updated));
+    srv_reply_json(r, 201,
+                   json_pack("{s:s,s:I,s:I}", "run", in.run, "epochs_added", (json_int_t)added,
+                             "epochs_updated", (json_int_t)updated));
 out:
     hist_in_release(&in);
     json_decref(doc);
@@ -634,8 +607,7 @@ static void tb_hugepages(char *p, size_t len)
 {
     uintptr_t a = ((uintptr_t)p + TB_HUGE - 1) & ~(uintptr_t)(TB_HUGE - 1);
     uintptr_t e = ((uintptr_t)p + len) & ~(uintptr_t)(TB_HUGE - 1);
-    if (len >= 2 * TB_HUGE && e > a)
-        madvise((void *)a, e - a, MADV_HUGEPAGE);
+    if (len >= 2 * TB_HUGE && e > a) madvise((void *)a, e - a, MADV_HUGEPAGE);
 }
 
 /* Room for n more bytes: 0, or -1 once out of memory (then nothing more is
@@ -644,13 +616,10 @@ static int tb_room(struct tbuf *b, size_t n)
 {
     size_t cap;
     char *np;
-    if (b->oom)
-        return -1;
-    if (b->len + n <= b->cap)
-        return 0;
+    if (b->oom) return -1;
+    if (b->len + n <= b->cap) return 0;
     cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n)
-        cap *= 2;
+    while (cap < b->len + n) cap *= 2;
     np = realloc(b->p, cap);
     if (!np) {
         b->oom = 1;
@@ -664,8 +633,7 @@ static int tb_room(struct tbuf *b, size_t n)
 
 static void tb_add(struct tbuf *b, const char *s, size_t n)
 {
-    if (tb_room(b, n))
-        return;
+    if (tb_room(b, n)) return;
     memcpy(b->p + b->len, s, n);
     b->len += n;
 }
@@ -677,8 +645,7 @@ static void tb_str(struct tbuf *b, const char *s)
 
 static void tb_i64(struct tbuf *b, int64_t v)
 {
-    if (tb_room(b, SRV_NUMTEXT_MAX))
-        return;
+    if (tb_room(b, SRV_NUMTEXT_MAX)) return;
     b->len += srv_i64_text(v, b->p + b->len);
 }
 
@@ -688,11 +655,9 @@ static void tb_i64(struct tbuf *b, int64_t v)
 static void tb_value(struct tbuf *b, char sep, double v, const char *none, size_t nonelen)
 {
     char *p;
-    if (tb_room(b, 1 + SRV_NUMTEXT_MAX))
-        return;
+    if (tb_room(b, 1 + SRV_NUMTEXT_MAX)) return;
     p = b->p + b->len;
-    if (sep)
-        *p++ = sep;
+    if (sep) *p++ = sep;
     if (isnan(v)) {
         memcpy(p, none, nonelen);
         p += nonelen;
@@ -709,7 +674,7 @@ static void tb_jstr(struct tbuf *b, const char *s)
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
-            char e[2] = { '\\', (char)c };
+            char e[2] = {'\\', (char)c};
             tb_add(b, e, 2);
         } else if (c < 0x20) {
             char e[8];
@@ -731,8 +696,7 @@ static void tb_csvstr(struct tbuf *b, const char *s)
     }
     tb_add(b, "\"", 1);
     for (; *s; s++) {
-        if (*s == '"')
-            tb_add(b, "\"", 1);
+        if (*s == '"') tb_add(b, "\"", 1);
         tb_add(b, s, 1);
     }
     tb_add(b, "\"", 1);
@@ -762,22 +726,19 @@ static void history_json(struct tbuf *b, const st_history *h)
     tb_str(b, "{\"runs\":[");
     for (size_t k = 0; k < h->nruns; k++) {
         const st_history_run *run = &h->runs[k];
-        if (k)
-            tb_add(b, ",", 1);
+        if (k) tb_add(b, ",", 1);
         tb_str(b, "{\"run\":");
         tb_jstr(b, run->run);
         tb_str(b, ",\"created_at\":");
         tb_jstr(b, run->created_at);
         tb_str(b, ",\"epochs\":[");
         for (size_t i = 0; i < run->nepochs; i++) {
-            if (i)
-                tb_add(b, ",", 1);
+            if (i) tb_add(b, ",", 1);
             tb_i64(b, run->epochs[i]);
         }
         tb_str(b, "],\"metrics\":{");
         for (size_t j = 0; j < run->nmetrics; j++) {
-            if (j)
-                tb_add(b, ",", 1);
+            if (j) tb_add(b, ",", 1);
             tb_jstr(b, run->metrics[j]);
             tb_str(b, ":[");
             for (size_t i = 0; i < run->nepochs; i++)
@@ -786,13 +747,10 @@ static void history_json(struct tbuf *b, const st_history *h)
         }
         tb_str(b, "},\"checkpoints\":[");
         for (size_t c = 0; c < run->ncheckpoints; c++) {
-            if (c)
-                tb_add(b, ",", 1);
+            if (c) tb_add(b, ",", 1);
             tb_str(b, "{\"epoch\":");
-            if (run->checkpoints[c].epoch < 0)
-                tb_str(b, "null");
-            else
-                tb_i64(b, run->checkpoints[c].epoch);
+            if (run->checkpoints[c].epoch < 0) tb_str(b, "null");
+            else tb_i64(b, run->checkpoints[c].epoch);
             tb_str(b, ",\"version\":");
             tb_i64(b, run->checkpoints[c].version);
             tb_add(b, "}", 1);
@@ -814,8 +772,7 @@ static void history_csv(struct tbuf *b, const st_history_run *run)
     tb_add(b, "\r\n", 2);
     for (size_t i = 0; i < run->nepochs; i++) {
         tb_i64(b, run->epochs[i]);
-        for (size_t j = 0; j < run->nmetrics; j++)
-            tb_value(b, ',', run->columns[j][i], "NA", 2);
+        for (size_t j = 0; j < run->nmetrics; j++) tb_value(b, ',', run->columns[j][i], "NA", 2);
         tb_add(b, "\r\n", 2);
     }
 }
@@ -831,8 +788,7 @@ static size_t answer_size(const st_history *h)
         const st_history_run *run = &h->runs[k];
         n += 128 + strlen(run->run) + run->ncheckpoints * 32 +
              run->nepochs * (8 + run->nmetrics * 20);
-        for (size_t j = 0; j < run->nmetrics; j++)
-            n += 8 + strlen(run->metrics[j]);
+        for (size_t j = 0; j < run->nmetrics; j++) n += 8 + strlen(run->metrics[j]);
     }
     return n;
 }
@@ -843,8 +799,7 @@ static int query_metrics(srv_req *r, char **copy, const char **names, size_t *n)
     const char *q = srv_query(r, "metrics");
     char *save = NULL, *tok;
     *n = 0;
-    if (!q)
-        return 0;
+    if (!q) return 0;
     if (!(*copy = strdup(q))) {
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
         return -1;
@@ -868,25 +823,26 @@ void srv_h_history_get(srv_req *r)
 {
     const char *model, *format = srv_query(r, "format"), *names[ST_HISTORY_MAX_METRICS];
     char *mcopy = NULL;
-    st_history_query q = { 0 };
+    st_history_query q = {0};
     st_history *h = NULL;
-    st_error err = { 0 };
-    struct tbuf b = { 0 };
+    st_error err = {0};
+    struct tbuf b = {0};
     int csv;
 
-    if (srv_model_param(r, &model))
-        return;
+    if (srv_model_param(r, &model)) return;
     if (format && strcmp(format, "json") && strcmp(format, "csv")) {
-        bad(r, json_pack("{s:s}", "parameter", "format"), "'format' must be json or csv, got "
-            "'%.40s'", format);
+        bad(r, json_pack("{s:s}", "parameter", "format"),
+            "'format' must be json or csv, got "
+            "'%.40s'",
+            format);
         return;
     }
     csv = format && strcmp(format, "csv") == 0;
     q.run = srv_query(r, "run");
-    if (q.run && srv_check_name(r, SRV_NAME_RUN, q.run))
-        return;
+    if (q.run && srv_check_name(r, SRV_NAME_RUN, q.run)) return;
     if (csv && !q.run) {
-        bad(r, json_pack("{s:s}", "parameter", "run"), "format=csv answers one run (a CSVLogger "
+        bad(r, json_pack("{s:s}", "parameter", "run"),
+            "format=csv answers one run (a CSVLogger "
             "file): add run=NAME (GET …/runs lists them)");
         return;
     }
@@ -894,12 +850,10 @@ void srv_h_history_get(srv_req *r)
         srv_query_int(r, "to_epoch", 0, INT64_MAX, &q.to_epoch, &q.has_to))
         return;
     if (q.has_from && q.has_to && q.from_epoch > q.to_epoch) {
-        bad(r, json_pack("{s:s}", "parameter", "from_epoch"),
-            "from_epoch is after to_epoch");
+        bad(r, json_pack("{s:s}", "parameter", "from_epoch"), "from_epoch is after to_epoch");
         return;
     }
-    if (query_metrics(r, &mcopy, names, &q.nmetrics))
-        goto out;
+    if (query_metrics(r, &mcopy, names, &q.nmetrics)) goto out;
     q.metrics = q.nmetrics ? names : NULL;
     if (st_history_get(r->srv->st, model, &q, &h, &err)) {
         srv_reply_storage_error(r, &err);
@@ -922,11 +876,10 @@ void srv_h_runs(srv_req *r)
 {
     const char *model, *after;
     json_t *out = NULL;
-    st_error err = { 0 };
+    st_error err = {0};
     int limit;
 
-    if (srv_model_param(r, &model) || srv_query_page(r, &limit, &after))
-        return;
+    if (srv_model_param(r, &model) || srv_query_page(r, &limit, &after)) return;
     if (st_run_list(r->srv->st, model, limit, after, &out, &err)) {
         srv_reply_storage_error(r, &err);
         return;

@@ -37,9 +37,11 @@ void srv_h_model_create(srv_req *r)
         const char *metric = json_string_value(json_object_get(jmon, "metric"));
         const char *mode = json_string_value(json_object_get(jmon, "mode"));
         if (!mode) mode = "min";
-        if (!metric || !*metric || strlen(metric) > 128 || (strcmp(mode, "min") && strcmp(mode, "max"))) {
-            srv_reply_error(r, SRV_E_BAD_REQUEST, NULL,
-                            "'monitor' must be {\"metric\": \"val_loss\", \"mode\": \"min\"|\"max\"}");
+        if (!metric || !*metric || strlen(metric) > 128 ||
+            (strcmp(mode, "min") && strcmp(mode, "max"))) {
+            srv_reply_error(
+                r, SRV_E_BAD_REQUEST, NULL,
+                "'monitor' must be {\"metric\": \"val_loss\", \"mode\": \"min\"|\"max\"}");
             goto out;
         }
         m.monitor_metric = metric;
@@ -52,11 +54,15 @@ void srv_h_model_create(srv_req *r)
         if (srv_arch_store(r, jarch, NULL, &arch_id, &created, NULL)) goto out;
         m.architecture = arch_id;
     } else if (jarch && !json_is_null(jarch)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, NULL,
-                        "'architecture' must be an architecture id \"sha256:…\" or a Keras model config object");
+        srv_reply_error(
+            r, SRV_E_BAD_REQUEST, NULL,
+            "'architecture' must be an architecture id \"sha256:…\" or a Keras model config object");
         goto out;
     }
-    if (st_model_create(r->srv->st, &m, &out, &err)) { srv_reply_storage_error(r, &err); goto out; }
+    if (st_model_create(r->srv->st, &m, &out, &err)) {
+        srv_reply_storage_error(r, &err);
+        goto out;
+    }
     srv_reply_json(r, 201, out);
 out:
     free(arch_id);
@@ -70,7 +76,10 @@ void srv_h_model_list(srv_req *r)
     json_t *out = NULL;
     st_error err = {0};
     if (srv_query_page(r, &limit, &after)) return;
-    if (st_model_list(r->srv->st, limit, after, &out, &err)) { srv_reply_storage_error(r, &err); return; }
+    if (st_model_list(r->srv->st, limit, after, &out, &err)) {
+        srv_reply_storage_error(r, &err);
+        return;
+    }
     srv_reply_json(r, 200, out);
 }
 
@@ -80,7 +89,10 @@ void srv_h_model_get(srv_req *r)
     st_error err = {0};
     const char *name;
     if (srv_model_param(r, &name)) return;
-    if (st_model_get(r->srv->st, name, &out, &err)) { srv_reply_storage_error(r, &err); return; }
+    if (st_model_get(r->srv->st, name, &out, &err)) {
+        srv_reply_storage_error(r, &err);
+        return;
+    }
     /* Expand the architecture id into its summary, as the contract promises. */
     const char *aid = json_string_value(json_object_get(out, "architecture"));
     if (aid && st_arch_get(r->srv->st, aid, &arch, &err) == ST_OK) {

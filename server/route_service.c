@@ -32,8 +32,8 @@ extern const size_t srv_openapi_yaml_len;
 
 void srv_h_openapi(srv_req *r)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(srv_openapi_yaml_len, (void *)srv_openapi_yaml,
-                                                                MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        srv_openapi_yaml_len, (void *)srv_openapi_yaml, MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(resp, "Content-Type", "application/yaml; charset=utf-8");
     r->bytes_out = srv_openapi_yaml_len;
     srv_reply_response(r, 200, resp);

@@ -38,9 +38,11 @@ void srv_h_tag_put(srv_req *r)
     if (je) {
         has_expected = 1;
         if (json_is_null(je)) expected = 0;
-        else if (json_is_integer(je) && json_integer_value(je) >= 1) expected = json_integer_value(je);
+        else if (json_is_integer(je) && json_integer_value(je) >= 1)
+            expected = json_integer_value(je);
         else {
-            srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "'expected_version' must be a version number or null");
+            srv_reply_error(r, SRV_E_BAD_REQUEST, NULL,
+                            "'expected_version' must be a version number or null");
             goto out;
         }
     } else if (if_match) {
@@ -48,13 +50,15 @@ void srv_h_tag_put(srv_req *r)
         const char *p = if_match[0] == '"' ? if_match + 1 : if_match;
         long long n = strtoll(p, &end, 10);
         if (end == p || n < 1 || (*end && strcmp(end, "\"") != 0)) {
-            srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "If-Match must be a version number such as \"2\"");
+            srv_reply_error(r, SRV_E_BAD_REQUEST, NULL,
+                            "If-Match must be a version number such as \"2\"");
             goto out;
         }
         has_expected = 1;
         expected = n;
     }
-    if (st_tag_put(r->srv->st, model, tag, json_integer_value(jv), has_expected, expected, &out, &err)) {
+    if (st_tag_put(r->srv->st, model, tag, json_integer_value(jv), has_expected, expected, &out,
+                   &err)) {
         srv_reply_storage_error(r, &err);
         goto out;
     }
@@ -69,7 +73,10 @@ void srv_h_tag_list(srv_req *r)
     st_error err = {0};
     const char *model;
     if (srv_model_param(r, &model)) return;
-    if (st_tag_list(r->srv->st, model, &out, &err)) { srv_reply_storage_error(r, &err); return; }
+    if (st_tag_list(r->srv->st, model, &out, &err)) {
+        srv_reply_storage_error(r, &err);
+        return;
+    }
     srv_reply_json(r, 200, out);
 }
 
@@ -80,8 +87,11 @@ void srv_h_tag_get(srv_req *r)
     size_t i;
     st_error err = {0};
     if (tag_params(r, &model, &tag)) return;
-    if (st_tag_list(r->srv->st, model, &list, &err)) { srv_reply_storage_error(r, &err); return; }
-    json_array_foreach(json_object_get(list, "items"), i, item) {
+    if (st_tag_list(r->srv->st, model, &list, &err)) {
+        srv_reply_storage_error(r, &err);
+        return;
+    }
+    json_array_foreach (json_object_get(list, "items"), i, item) {
         if (strcmp(json_string_value(json_object_get(item, "tag")), tag) == 0) {
             srv_reply_json(r, 200, json_incref(item));
             json_decref(list);
@@ -102,7 +112,10 @@ void srv_h_tag_delete(srv_req *r)
         srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "'latest' is built in and cannot be deleted");
         return;
     }
-    if (st_tag_delete(r->srv->st, model, tag, &err)) { srv_reply_storage_error(r, &err); return; }
+    if (st_tag_delete(r->srv->st, model, tag, &err)) {
+        srv_reply_storage_error(r, &err);
+        return;
+    }
     srv_reply_json(r, 200, json_pack("{s:s,s:s,s:b}", "model", model, "tag", tag, "deleted", 1));
 }
 
@@ -112,6 +125,9 @@ void srv_h_tag_history(srv_req *r)
     json_t *out = NULL;
     st_error err = {0};
     if (tag_params(r, &model, &tag)) return;
-    if (st_tag_history(r->srv->st, model, tag, &out, &err)) { srv_reply_storage_error(r, &err); return; }
+    if (st_tag_history(r->srv->st, model, tag, &out, &err)) {
+        srv_reply_storage_error(r, &err);
+        return;
+    }
     srv_reply_json(r, 200, out);
 }

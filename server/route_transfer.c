@@ -52,8 +52,8 @@
 #include "routes.h"
 #include "sandbox.h"
 
-#define CACHE_FORMAT    2                    /* of cache/<stem>.json; other formats are rebuilt */
-#define MAX_QUERY_LIST  (1u << 20)           /* bytes of one ?layers= / ?exclude= list */
+#define CACHE_FORMAT   2          /* of cache/<stem>.json; other formats are rebuilt */
+#define MAX_QUERY_LIST (1u << 20) /* bytes of one ?layers= / ?exclude= list */
 
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -70,7 +70,8 @@ static int load_arch(srv_req *r, const char *id, const char *what, eng_arch **ou
         if (serr.code == ST_ERR_NOT_FOUND) {
             st_error_release(&serr);
             srv_reply_error(r, SRV_E_NOT_FOUND, json_pack("{s:s}", what, id),
-                            "architecture %s is not registered; POST it to /v1/architectures first", id);
+                            "architecture %s is not registered; POST it to /v1/architectures first",
+                            id);
         } else {
             srv_reply_storage_error(r, &serr);
         }
@@ -78,7 +79,10 @@ static int load_arch(srv_req *r, const char *id, const char *what, eng_arch **ou
     }
     eng_code c = eng_arch_parse(config, strlen(config), out, &err);
     free(config);
-    if (c) { srv_reply_engine_error(r, &err); return -1; }
+    if (c) {
+        srv_reply_engine_error(r, &err);
+        return -1;
+    }
     return 0;
 }
 
@@ -88,10 +92,18 @@ static int model_arch_id(srv_req *r, const char *model, char **id)
     json_t *m = NULL;
     st_error serr = {0};
     *id = NULL;
-    if (st_model_get(r->srv->st, model, &m, &serr)) { srv_reply_storage_error(r, &serr); return -1; }
+    if (st_model_get(r->srv->st, model, &m, &serr)) {
+        srv_reply_storage_error(r, &serr);
+        return -1;
+    }
     json_t *a = json_object_get(m, "architecture");
-    const char *s = json_is_string(a) ? json_string_value(a) : json_string_value(json_object_get(a, "id"));
-    if (s && !(*id = strdup(s))) { json_decref(m); srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); return -1; }
+    const char *s =
+        json_is_string(a) ? json_string_value(a) : json_string_value(json_object_get(a, "id"));
+    if (s && !(*id = strdup(s))) {
+        json_decref(m);
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
+        return -1;
+    }
     json_decref(m);
     return 0;
 }
@@ -104,7 +116,10 @@ static int open_version(srv_req *r, json_t *v, int *fd, eng_summary **s)
     char path[64];
     const char *digest = srv_version_digest(r, v);
     if (!digest) return -1;
-    if (st_blob_open(r->srv->st, digest, fd, &size, &serr)) { srv_reply_storage_error(r, &serr); return -1; }
+    if (st_blob_open(r->srv->st, digest, fd, &size, &serr)) {
+        srv_reply_storage_error(r, &serr);
+        return -1;
+    }
     snprintf(path, sizeof path, "/proc/self/fd/%d", *fd);
     if (srv_summary_of_blob(r, digest, path, s)) {
         close(*fd);
@@ -119,7 +134,7 @@ typedef struct vctx {
     json_t *v;
     int fd;
     eng_summary *s;
-    eng_arch *a;          /* the model's architecture or NULL */
+    eng_arch *a; /* the model's architecture or NULL */
     eng_view *view;
 } vctx;
 
@@ -138,10 +153,16 @@ static int vctx_open(srv_req *r, const char *model, const char *ref, const char 
 {
     st_error serr = {0};
     eng_error err = {0};
-    if (!c->v && st_version_get(r->srv->st, model, ref, &c->v, &serr)) { srv_reply_storage_error(r, &serr); return -1; }
+    if (!c->v && st_version_get(r->srv->st, model, ref, &c->v, &serr)) {
+        srv_reply_storage_error(r, &serr);
+        return -1;
+    }
     if (arch_id && !c->a && load_arch(r, arch_id, "architecture", &c->a)) return -1;
     if (open_version(r, c->v, &c->fd, &c->s)) return -1;
-    if (eng_view_build(c->a, c->s, &c->view, &err)) { srv_reply_engine_error(r, &err); return -1; }
+    if (eng_view_build(c->a, c->s, &c->view, &err)) {
+        srv_reply_engine_error(r, &err);
+        return -1;
+    }
     return 0;
 }
 
@@ -152,11 +173,17 @@ static json_t *shape_json(const eng_tensor *t)
     return j;
 }
 
-static json_t *num_or_null(double d) { return isfinite(d) ? json_real(d) : json_null(); }
+static json_t *num_or_null(double d)
+{
+    return isfinite(d) ? json_real(d) : json_null();
+}
 
 /* ---- derived weight files ------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* A comma list sorted and deduplicated, appended to key as "k=a,b\n". */
 static int norm_list(const char *k, const char *list, char **key)
@@ -221,7 +248,10 @@ out:
     return rc;
 }
 
-static json_int_t jint(const json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
+static json_int_t jint(const json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
 
 /* A cache entry we may serve: our format, the version's blob, and every
  * piece inside the sizes the entry states (an entry of another format, a
@@ -234,17 +264,19 @@ static int meta_ok(const json_t *m, const char *digest, const char *etag)
     json_int_t skel = jint(m, "skeleton_size"), blob = jint(m, "source_size"), sum = 0;
     size_t i;
     if (jint(m, "v") != CACHE_FORMAT || !src || strcmp(src, digest) || !json_is_array(pieces) ||
-        !json_array_size(pieces) || !json_is_array(names) || skel <= 0 || blob < 0 ||
-        !et || strcmp(et, etag) || !json_string_value(json_object_get(m, "format")) ||
+        !json_array_size(pieces) || !json_is_array(names) || skel <= 0 || blob < 0 || !et ||
+        strcmp(et, etag) || !json_string_value(json_object_get(m, "format")) ||
         !json_string_value(json_object_get(m, "skeleton_sha256")))
         return 0;
-    json_array_foreach(names, i, p)
+    json_array_foreach (names, i, p)
         if (!json_is_string(p)) return 0;
-    json_array_foreach(pieces, i, p) {
-        json_int_t from = json_integer_value(json_array_get(p, 0)), off = json_integer_value(json_array_get(p, 1)),
-                   len = json_integer_value(json_array_get(p, 2)), lim = from == ENG_PIECE_SOURCE ? blob : skel;
-        if (json_array_size(p) != 3 || (from != ENG_PIECE_SKELETON && from != ENG_PIECE_SOURCE) || off < 0 ||
-            len <= 0 || len > lim || off > lim - len || sum > INT64_MAX - len)
+    json_array_foreach (pieces, i, p) {
+        json_int_t from = json_integer_value(json_array_get(p, 0)),
+                   off = json_integer_value(json_array_get(p, 1)),
+                   len = json_integer_value(json_array_get(p, 2)),
+                   lim = from == ENG_PIECE_SOURCE ? blob : skel;
+        if (json_array_size(p) != 3 || (from != ENG_PIECE_SKELETON && from != ENG_PIECE_SOURCE) ||
+            off < 0 || len <= 0 || len > lim || off > lim - len || sum > INT64_MAX - len)
             return 0;
         sum += len;
     }
@@ -255,7 +287,8 @@ static int meta_ok(const json_t *m, const char *digest, const char *etag)
  * blob (srv_reply_segments). Returns 1 without answering when the skeleton
  * is gone or not the one the entry describes (the caller rebuilds), else 0
  * (answered, also with an error). */
-static int serve_derived(srv_req *r, const char *skel_path, json_t *meta, const char *model, json_int_t number)
+static int serve_derived(srv_req *r, const char *skel_path, json_t *meta, const char *model,
+                         json_int_t number)
 {
     const char *etag = json_string_value(json_object_get(meta, "etag"));
     const char *fmt = json_string_value(json_object_get(meta, "format"));
@@ -276,31 +309,43 @@ static int serve_derived(srv_req *r, const char *skel_path, json_t *meta, const 
         rc = 1;
         goto out;
     }
-    for (size_t i = 0; i < np; i++) nsrc += json_integer_value(json_array_get(json_array_get(pieces, i), 0)) == ENG_PIECE_SOURCE;
+    for (size_t i = 0; i < np; i++)
+        nsrc +=
+            json_integer_value(json_array_get(json_array_get(pieces, i), 0)) == ENG_PIECE_SOURCE;
     if (nsrc) {
-        if (st_blob_open(r->srv->st, digest, &bfd, &bsize, &serr)) { srv_reply_storage_error(r, &serr); goto out; }
+        if (st_blob_open(r->srv->st, digest, &bfd, &bsize, &serr)) {
+            srv_reply_storage_error(r, &serr);
+            goto out;
+        }
         if ((json_int_t)bsize != jint(meta, "source_size")) {
-            srv_reply_error(r, SRV_E_INTERNAL, NULL, "blob %s has %llu bytes, the derived file expects %lld", digest,
+            srv_reply_error(r, SRV_E_INTERNAL, NULL,
+                            "blob %s has %llu bytes, the derived file expects %lld", digest,
                             (unsigned long long)bsize, (long long)jint(meta, "source_size"));
             goto out;
         }
     }
     /* X-Strata-Layers: what the file holds, in model order */
     size_t hl = 1;
-    for (size_t i = 0; i < json_array_size(names); i++) hl += strlen(json_string_value(json_array_get(names, i))) + 1;
-    if (!(hdr = malloc(hl)) || !(segs = malloc(np * sizeof *segs))) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
+    for (size_t i = 0; i < json_array_size(names); i++)
+        hl += strlen(json_string_value(json_array_get(names, i))) + 1;
+    if (!(hdr = malloc(hl)) || !(segs = malloc(np * sizeof *segs))) {
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
     hdr[0] = 0;
     for (size_t i = 0, o = 0; i < json_array_size(names); i++)
-        o += (size_t)sprintf(hdr + o, "%s%s", i ? "," : "", json_string_value(json_array_get(names, i)));
+        o += (size_t)sprintf(hdr + o, "%s%s", i ? "," : "",
+                             json_string_value(json_array_get(names, i)));
     for (size_t i = 0; i < np; i++) {
         json_t *p = json_array_get(pieces, i);
-        segs[i] = (srv_seg){ json_integer_value(json_array_get(p, 0)) == ENG_PIECE_SOURCE ? bfd : sfd,
-                             (uint64_t)json_integer_value(json_array_get(p, 1)),
-                             (uint64_t)json_integer_value(json_array_get(p, 2)) };
+        segs[i] =
+            (srv_seg){json_integer_value(json_array_get(p, 0)) == ENG_PIECE_SOURCE ? bfd : sfd,
+                      (uint64_t)json_integer_value(json_array_get(p, 1)),
+                      (uint64_t)json_integer_value(json_array_get(p, 2))};
     }
-    snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%lld-partial%s\"", model, (long long)number,
-             fmt && !strcmp(fmt, "keras3") ? ".weights.h5" : ".h5");
-    srv_reply_segments(r, segs, np, etag, disp, "X-Strata-Layers", hdr);   /* steals sfd and bfd */
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%lld-partial%s\"", model,
+             (long long)number, fmt && !strcmp(fmt, "keras3") ? ".weights.h5" : ".h5");
+    srv_reply_segments(r, segs, np, etag, disp, "X-Strata-Layers", hdr); /* steals sfd and bfd */
     sfd = bfd = -1;
 out:
     if (sfd >= 0) close(sfd);
@@ -313,12 +358,12 @@ out:
 /* Build the cache entry for this request: the layout under a temp name,
  * compacted to its skeleton, renamed to <stem>.skel, then <stem>.json (the
  * entry exists once its .json does). Answers on failure (-1). */
-static int build_derived(srv_req *r, json_t *version, const char *model_arch, const char *sel_layers,
-                         const char *sel_exclude, const char *sel_for, const char *sel_format,
-                         const char *etag, const char *skel_path, const char *metap, const char *cache_dir,
-                         const char *stem)
+static int build_derived(srv_req *r, json_t *version, const char *model_arch,
+                         const char *sel_layers, const char *sel_exclude, const char *sel_for,
+                         const char *sel_format, const char *etag, const char *skel_path,
+                         const char *metap, const char *cache_dir, const char *stem)
 {
-    vctx c = { .fd = -1 };
+    vctx c = {.fd = -1};
     eng_arch *target = NULL;
     eng_error err = {0};
     eng_out_spec spec = {0};
@@ -335,57 +380,92 @@ static int build_derived(srv_req *r, json_t *version, const char *model_arch, co
     c.v = json_incref(version);
     if (sel_for && load_arch(r, sel_for, "for", &target)) goto out;
     if (vctx_open(r, NULL, NULL, model_arch, &c)) goto out;
-    if (!(chosen = calloc(c.view->n ? c.view->n : 1, sizeof *chosen))) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
-    if (eng_select(c.view, c.s, sel_layers, sel_exclude, target, chosen, &err)) { srv_reply_engine_error(r, &err); goto out; }
+    if (!(chosen = calloc(c.view->n ? c.view->n : 1, sizeof *chosen))) {
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    if (eng_select(c.view, c.s, sel_layers, sel_exclude, target, chosen, &err)) {
+        srv_reply_engine_error(r, &err);
+        goto out;
+    }
     names = json_array();
     for (size_t i = 0; i < c.view->n; i++)
         if (chosen[i]) json_array_append_new(names, json_string(c.view->layers[i].name));
     if (!json_array_size(names)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:[]}", "layers"),
-                        sel_for ? "no layer of this version fits the target architecture %s (see …/compatibility?with=)"
-                                : "the selection holds no layer%s", sel_for ? sel_for : "");
+        srv_reply_error(
+            r, SRV_E_BAD_REQUEST, json_pack("{s:[]}", "layers"),
+            sel_for
+                ? "no layer of this version fits the target architecture %s (see …/compatibility?with=)"
+                : "the selection holds no layer%s",
+            sel_for ? sel_for : "");
         goto out;
     }
     int legacy_src = c.s->format == ENG_FMT_KERAS2_WEIGHTS || c.s->format == ENG_FMT_KERAS2_MODEL;
     int keras3 = sel_format ? !strcmp(sel_format, "keras3") : !legacy_src;
     if (keras3 == legacy_src && !c.a) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "format", keras3 ? "keras3" : "keras2"),
-                        "converting a %s file to %s needs the model's architecture (Keras 3 names weight groups "
-                        "by layer class), and this model has none", eng_format_name(c.s->format),
-                        keras3 ? "keras3" : "keras2");
+        srv_reply_error(
+            r, SRV_E_BAD_REQUEST, json_pack("{s:s}", "format", keras3 ? "keras3" : "keras2"),
+            "converting a %s file to %s needs the model's architecture (Keras 3 names weight groups "
+            "by layer class), and this model has none",
+            eng_format_name(c.s->format), keras3 ? "keras3" : "keras2");
         goto out;
     }
-    if (eng_derive_spec(c.view, c.s, chosen, keras3, &spec, &err)) { srv_reply_engine_error(r, &err); goto out; }
+    if (eng_derive_spec(c.view, c.s, chosen, keras3, &spec, &err)) {
+        srv_reply_engine_error(r, &err);
+        goto out;
+    }
 
     snprintf(tmp_skel, sizeof tmp_skel, "%s/.tmp-%s-XXXXXX", cache_dir, stem);
     dfd = mkstemp(tmp_skel);
-    if (dfd < 0) { tmp_skel[0] = 0; srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot create a file in %s: %s", cache_dir, strerror(errno)); goto out; }
+    if (dfd < 0) {
+        tmp_skel[0] = 0;
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot create a file in %s: %s", cache_dir,
+                        strerror(errno));
+        goto out;
+    }
     close(dfd);
     dfd = -1;
     pthread_mutex_lock(&h5_lock);
     eng_code ec = eng_write_layout(&spec, tmp_skel, &plan, &err);
     pthread_mutex_unlock(&h5_lock);
-    if (ec) { srv_reply_engine_error(r, &err); goto out; }
-    if ((dfd = open(tmp_skel, O_RDWR | O_CLOEXEC)) < 0) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot reopen the derived file"); goto out; }
-    if (eng_write_skeleton(dfd, plan, &pieces, &np, &total, &err)) { srv_reply_engine_error(r, &err); goto out; }
-    if (fstat(dfd, &st) != 0 || file_sha256(dfd, (uint64_t)st.st_size, hex) != 0) {
-        srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot read the skeleton back: %s", strerror(errno));
+    if (ec) {
+        srv_reply_engine_error(r, &err);
         goto out;
     }
-    if (!(jp = json_array())) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
+    if ((dfd = open(tmp_skel, O_RDWR | O_CLOEXEC)) < 0) {
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot reopen the derived file");
+        goto out;
+    }
+    if (eng_write_skeleton(dfd, plan, &pieces, &np, &total, &err)) {
+        srv_reply_engine_error(r, &err);
+        goto out;
+    }
+    if (fstat(dfd, &st) != 0 || file_sha256(dfd, (uint64_t)st.st_size, hex) != 0) {
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot read the skeleton back: %s",
+                        strerror(errno));
+        goto out;
+    }
+    if (!(jp = json_array())) {
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < np; i++)
-        if (json_array_append_new(jp, json_pack("[i, I, I]", (int)pieces[i].source, (json_int_t)pieces[i].off,
+        if (json_array_append_new(jp, json_pack("[i, I, I]", (int)pieces[i].source,
+                                                (json_int_t)pieces[i].off,
                                                 (json_int_t)pieces[i].len))) {
             srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
             goto out;
         }
-    meta = json_pack("{s:i, s:s, s:O, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:O}", "v", CACHE_FORMAT, "etag", etag,
-                     "layers", names, "format", keras3 ? "keras3" : "keras2",
-                     "source", json_string_value(json_object_get(version, "digest")),
-                     "source_size", (json_int_t)c.s->file_size, "size", (json_int_t)total,
-                     "skeleton_size", (json_int_t)st.st_size, "skeleton_sha256", hex,
-                     "tensor_bytes", (json_int_t)eng_copy_plan_bytes(plan), "pieces", jp);
-    if (rename(tmp_skel, skel_path) != 0) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot write %s: %s", skel_path, strerror(errno)); goto out; }
+    meta = json_pack("{s:i, s:s, s:O, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:O}", "v", CACHE_FORMAT,
+                     "etag", etag, "layers", names, "format", keras3 ? "keras3" : "keras2",
+                     "source", json_string_value(json_object_get(version, "digest")), "source_size",
+                     (json_int_t)c.s->file_size, "size", (json_int_t)total, "skeleton_size",
+                     (json_int_t)st.st_size, "skeleton_sha256", hex, "tensor_bytes",
+                     (json_int_t)eng_copy_plan_bytes(plan), "pieces", jp);
+    if (rename(tmp_skel, skel_path) != 0) {
+        srv_reply_error(r, SRV_E_INTERNAL, NULL, "cannot write %s: %s", skel_path, strerror(errno));
+        goto out;
+    }
     tmp_skel[0] = 0;
     snprintf(tmp_meta, sizeof tmp_meta, "%s/.tmp-%s-XXXXXX", cache_dir, stem);
     if ((mfd = mkstemp(tmp_meta)) < 0) tmp_meta[0] = 0;
@@ -395,7 +475,8 @@ static int build_derived(srv_req *r, json_t *version, const char *model_arch, co
         goto out;
     }
     tmp_meta[0] = 0;
-    SRV_LOG(SRV_LOG_INFO, "derived %s: %zu layers, %zu pieces, %llu bytes of skeleton around %llu tensor bytes",
+    SRV_LOG(SRV_LOG_INFO,
+            "derived %s: %zu layers, %zu pieces, %llu bytes of skeleton around %llu tensor bytes",
             skel_path, json_array_size(names), np, (unsigned long long)st.st_size,
             (unsigned long long)eng_copy_plan_bytes(plan));
     rc = 0;
@@ -432,12 +513,16 @@ void srv_weights_derived(srv_req *r, json_t *version)
     json_t *meta = NULL;
 
     if (sel_format && strcmp(sel_format, "keras2") && strcmp(sel_format, "keras3")) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, json_pack("{s:s, s:[ss]}", "format", sel_format, "valid", "keras2", "keras3"),
-                        "format must be keras2 or keras3, not '%s'", sel_format);
+        srv_reply_error(
+            r, SRV_E_BAD_REQUEST,
+            json_pack("{s:s, s:[ss]}", "format", sel_format, "valid", "keras2", "keras3"),
+            "format must be keras2 or keras3, not '%s'", sel_format);
         return;
     }
-    if ((sel_layers && strlen(sel_layers) > MAX_QUERY_LIST) || (sel_exclude && strlen(sel_exclude) > MAX_QUERY_LIST)) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "layer lists longer than %u bytes are refused", MAX_QUERY_LIST);
+    if ((sel_layers && strlen(sel_layers) > MAX_QUERY_LIST) ||
+        (sel_exclude && strlen(sel_exclude) > MAX_QUERY_LIST)) {
+        srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "layer lists longer than %u bytes are refused",
+                        MAX_QUERY_LIST);
         return;
     }
     if (sel_for && srv_check_arch_id(r, "for", sel_for)) return;
@@ -449,9 +534,10 @@ void srv_weights_derived(srv_req *r, json_t *version)
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
         return;
     }
-    snprintf(key, kl, "%s\n%s\narch=%s\nfor=%s\nformat=%s\n", eng_write_id(), digest, arch ? arch : "-",
-             sel_for ? sel_for : "-", sel_format ? sel_format : "-");
-    if ((sel_layers && norm_list("layers", sel_layers, &key)) || (sel_exclude && norm_list("exclude", sel_exclude, &key))) {
+    snprintf(key, kl, "%s\n%s\narch=%s\nfor=%s\nformat=%s\n", eng_write_id(), digest,
+             arch ? arch : "-", sel_for ? sel_for : "-", sel_format ? sel_format : "-");
+    if ((sel_layers && norm_list("layers", sel_layers, &key)) ||
+        (sel_exclude && norm_list("exclude", sel_exclude, &key))) {
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
         goto out;
     }
@@ -460,15 +546,19 @@ void srv_weights_derived(srv_req *r, json_t *version)
     snprintf(cache_dir, sizeof cache_dir, "%s/cache", st_data_dir(r->srv->st));
     snprintf(skel, sizeof skel, "%s/%s.skel", cache_dir, stem);
     snprintf(metap, sizeof metap, "%s/%s.json", cache_dir, stem);
-    mkdir(cache_dir, 0755);   /* gc may have removed it; EEXIST is fine */
+    mkdir(cache_dir, 0755); /* gc may have removed it; EEXIST is fine */
 
     /* a hit: no sandbox, no libhdf5, no tensor byte read until it is sent */
-    if ((meta = read_meta(metap)) && meta_ok(meta, digest, etag) && !serve_derived(r, skel, meta, model, number)) goto out;
+    if ((meta = read_meta(metap)) && meta_ok(meta, digest, etag) &&
+        !serve_derived(r, skel, meta, model, number))
+        goto out;
     json_decref(meta);
     meta = NULL;
-    if (build_derived(r, version, arch, sel_layers, sel_exclude, sel_for, sel_format, etag, skel, metap, cache_dir, stem))
+    if (build_derived(r, version, arch, sel_layers, sel_exclude, sel_for, sel_format, etag, skel,
+                      metap, cache_dir, stem))
         goto out;
-    if (!(meta = read_meta(metap)) || !meta_ok(meta, digest, etag) || serve_derived(r, skel, meta, model, number))
+    if (!(meta = read_meta(metap)) || !meta_ok(meta, digest, etag) ||
+        serve_derived(r, skel, meta, model, number))
         srv_reply_error(r, SRV_E_INTERNAL, NULL, "the derived file vanished from %s", cache_dir);
 out:
     json_decref(meta);
@@ -481,14 +571,16 @@ out:
 void srv_h_version_layers(srv_req *r)
 {
     const char *model, *ref;
-    vctx c = { .fd = -1 };
+    vctx c = {.fd = -1};
     char *arch = NULL;
     eng_error err = {0};
     eng_wstats *stats = NULL;
     json_t *items = NULL;
-    if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref) || model_arch_id(r, model, &arch)) goto out;
+    if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref) ||
+        model_arch_id(r, model, &arch))
+        goto out;
     if (vctx_open(r, model, ref, arch, &c)) goto out;
-    json_t *stored = json_object_get(c.v, "layers");   /* weight names as the upload listed them */
+    json_t *stored = json_object_get(c.v, "layers"); /* weight names as the upload listed them */
     items = json_array();
     for (size_t i = 0; i < c.view->n; i++) {
         const eng_vlayer *x = &c.view->layers[i];
@@ -501,8 +593,14 @@ void srv_h_version_layers(srv_req *r)
             if (sn && !strcmp(sn, x->name)) sl = json_array_get(stored, k);
         }
         free(stats);
-        if (!(stats = calloc(nt ? nt : 1, sizeof *stats))) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
-        if (wl && eng_layer_scan(c.fd, wl, digest, stats, &err)) { srv_reply_engine_error(r, &err); goto out; }
+        if (!(stats = calloc(nt ? nt : 1, sizeof *stats))) {
+            srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
+            goto out;
+        }
+        if (wl && eng_layer_scan(c.fd, wl, digest, stats, &err)) {
+            srv_reply_engine_error(r, &err);
+            goto out;
+        }
         json_int_t params = 0;
         for (size_t k = 0; k < nt; k++) {
             const eng_tensor *t = &wl->tensors[k];
@@ -510,21 +608,27 @@ void srv_h_version_layers(srv_req *r)
             for (int d = 0; d < t->rank; d++) n *= t->shape[d];
             params += n;
             const char *wn = (int)k < x->nwnames ? x->wname[k] : NULL;
-            if (!wn) wn = json_string_value(json_object_get(json_array_get(json_object_get(sl, "weights"), k), "name"));
+            if (!wn)
+                wn = json_string_value(
+                    json_object_get(json_array_get(json_object_get(sl, "weights"), k), "name"));
             if (!wn) wn = t->name;
-            json_array_append_new(ws, json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:o}", "name", wn, "shape", shape_json(t),
-                                                "dtype", eng_dtype_name(t->dtype), "min", num_or_null(stats[k].min),
-                                                "max", num_or_null(stats[k].max), "mean", num_or_null(stats[k].mean),
-                                                "std", num_or_null(stats[k].std)));
+            json_array_append_new(
+                ws, json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:o}", "name", wn, "shape",
+                              shape_json(t), "dtype", eng_dtype_name(t->dtype), "min",
+                              num_or_null(stats[k].min), "max", num_or_null(stats[k].max), "mean",
+                              num_or_null(stats[k].mean), "std", num_or_null(stats[k].std)));
             if (stats[k].nonfinite)
-                json_object_set_new(json_array_get(ws, json_array_size(ws) - 1), "nonfinite", json_integer((json_int_t)stats[k].nonfinite));
+                json_object_set_new(json_array_get(ws, json_array_size(ws) - 1), "nonfinite",
+                                    json_integer((json_int_t)stats[k].nonfinite));
         }
-        json_array_append_new(items, json_pack("{s:s, s:s?, s:I, s:s?, s:o}", "name", x->name, "class", x->cls,
-                                               "params", params, "digest", digest[0] ? digest : NULL, "weights", ws));
+        json_array_append_new(items, json_pack("{s:s, s:s?, s:I, s:s?, s:o}", "name", x->name,
+                                               "class", x->cls, "params", params, "digest",
+                                               digest[0] ? digest : NULL, "weights", ws));
     }
-    srv_reply_json(r, 200, json_pack("{s:s, s:O, s:s, s:o}", "model", model, "version",
-                                     json_object_get(c.v, "version"), "format", eng_format_name(c.s->format),
-                                     "items", items));
+    srv_reply_json(r, 200,
+                   json_pack("{s:s, s:O, s:s, s:o}", "model", model, "version",
+                             json_object_get(c.v, "version"), "format",
+                             eng_format_name(c.s->format), "items", items));
     items = NULL;
 out:
     json_decref(items);
@@ -538,19 +642,23 @@ out:
 void srv_h_version_compat(srv_req *r)
 {
     const char *model, *ref, *with = srv_query(r, "with");
-    vctx c = { .fd = -1 };
+    vctx c = {.fd = -1};
     char *arch = NULL;
     eng_arch *target = NULL;
     eng_error err = {0};
     json_t *out = NULL;
     if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref)) goto done;
     if (!with) {
-        srv_reply_error(r, SRV_E_BAD_REQUEST, NULL, "compatibility needs ?with=sha256:<architecture id>");
+        srv_reply_error(r, SRV_E_BAD_REQUEST, NULL,
+                        "compatibility needs ?with=sha256:<architecture id>");
         goto done;
     }
     if (model_arch_id(r, model, &arch) || load_arch(r, with, "with", &target)) goto done;
     if (vctx_open(r, model, ref, arch, &c)) goto done;
-    if (eng_compat_json(target, c.s, c.view, &out, &err)) { srv_reply_engine_error(r, &err); goto done; }
+    if (eng_compat_json(target, c.s, c.view, &out, &err)) {
+        srv_reply_engine_error(r, &err);
+        goto done;
+    }
     json_object_set_new(out, "model", json_string(model));
     json_object_set(out, "version", json_object_get(c.v, "version"));
     srv_reply_json(r, 200, out);
@@ -572,14 +680,17 @@ static const eng_vlayer *view_get(const eng_view *v, const char *name)
 void srv_h_version_diff(srv_req *r)
 {
     const char *model, *ref, *other;
-    vctx a = { .fd = -1 }, b = { .fd = -1 };
+    vctx a = {.fd = -1}, b = {.fd = -1};
     char *arch = NULL;
     eng_error err = {0};
     json_t *layers = NULL;
-    if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref) || srv_ref_param(r, "other", &other)) goto out;
+    if (srv_model_param(r, &model) || srv_ref_param(r, "ref", &ref) ||
+        srv_ref_param(r, "other", &other))
+        goto out;
     if (model_arch_id(r, model, &arch)) goto out;
     if (vctx_open(r, model, ref, arch, &a)) goto out;
-    if (arch && eng_arch_parse(eng_arch_canonical(a.a), strlen(eng_arch_canonical(a.a)), &b.a, &err)) {
+    if (arch &&
+        eng_arch_parse(eng_arch_canonical(a.a), strlen(eng_arch_canonical(a.a)), &b.a, &err)) {
         srv_reply_engine_error(r, &err);
         goto out;
     }
@@ -593,10 +704,11 @@ void srv_h_version_diff(srv_req *r)
             const eng_vlayer *y = view_get(pass ? a.view : b.view, x->name);
             bool xw = x->file && x->file->ntensors, yw = y && y->file && y->file->ntensors;
             if (!xw && !yw) continue;
-            if (pass && yw) continue;   /* already listed from a */
+            if (pass && yw) continue; /* already listed from a */
             json_t *o;
             if (!yw) {
-                o = json_pack("{s:s, s:s}", "name", x->name, "status", pass ? "only_in_b" : "only_in_a");
+                o = json_pack("{s:s, s:s}", "name", x->name, "status",
+                              pass ? "only_in_b" : "only_in_a");
             } else if (!xw) {
                 o = json_pack("{s:s, s:s}", "name", x->name, "status", "only_in_b");
             } else {
@@ -606,18 +718,25 @@ void srv_h_version_diff(srv_req *r)
                     srv_reply_engine_error(r, &err);
                     goto out;
                 }
-                if (st == ENG_DIFF_SHAPE) o = json_pack("{s:s, s:s}", "name", x->name, "status", "shape_changed");
-                else if (st == ENG_DIFF_IDENTICAL) o = json_pack("{s:s, s:s}", "name", x->name, "status", "identical");
+                if (st == ENG_DIFF_SHAPE)
+                    o = json_pack("{s:s, s:s}", "name", x->name, "status", "shape_changed");
+                else if (st == ENG_DIFF_IDENTICAL)
+                    o = json_pack("{s:s, s:s}", "name", x->name, "status", "identical");
                 else
                     o = json_pack("{s:s, s:s, s:o, s:o, s:o}", "name", x->name, "status", "changed",
-                                  "relative_l2", na > 0 ? num_or_null(l2 / na) : json_null(),
-                                  "l2", num_or_null(l2), "max_abs_diff", num_or_null(mx));
+                                  "relative_l2", na > 0 ? num_or_null(l2 / na) : json_null(), "l2",
+                                  num_or_null(l2), "max_abs_diff", num_or_null(mx));
             }
-            if (!o || json_array_append_new(layers, o)) { srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory"); goto out; }
+            if (!o || json_array_append_new(layers, o)) {
+                srv_reply_error(r, SRV_E_INTERNAL, NULL, "out of memory");
+                goto out;
+            }
         }
     }
-    srv_reply_json(r, 200, json_pack("{s:s, s:O, s:O, s:o}", "model", model, "a", json_object_get(a.v, "version"),
-                                     "b", json_object_get(b.v, "version"), "layers", layers));
+    srv_reply_json(r, 200,
+                   json_pack("{s:s, s:O, s:O, s:o}", "model", model, "a",
+                             json_object_get(a.v, "version"), "b", json_object_get(b.v, "version"),
+                             "layers", layers));
     layers = NULL;
 out:
     json_decref(layers);

@@ -9,7 +9,8 @@ extern const srv_route srv_routes[];
 extern const size_t srv_nroutes;
 /* Match method+path. Returns the route and fills r->params; *method_mismatch
  * is set when the path matched some route with another method. */
-const srv_route *srv_route_match(srv_req *r, const char *method, const char *path, int *method_mismatch);
+const srv_route *srv_route_match(srv_req *r, const char *method, const char *path,
+                                 int *method_mismatch);
 
 /* ---- handlers (one file per resource) ------------------------------------- */
 void srv_h_healthz(srv_req *r);

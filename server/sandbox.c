@@ -39,11 +39,12 @@
 #include "reply.h"
 #include "sandbox.h"
 
-#define SANDBOX_MAX_ANSWER (256u << 20)   /* summary JSON; ENG_MAX_TENSORS entries fit easily */
-#define SANDBOX_CPU_SECONDS 30            /* RLIMIT_CPU; the wall-clock deadline usually hits first */
-#define SANDBOX_MAX_FILES 32              /* RLIMIT_NOFILE: stdio, the file, libhdf5's few */
+#define SANDBOX_MAX_ANSWER  (256u << 20) /* summary JSON; ENG_MAX_TENSORS entries fit easily */
+#define SANDBOX_CPU_SECONDS 30 /* RLIMIT_CPU; the wall-clock deadline usually hits first */
+#define SANDBOX_MAX_FILES   32 /* RLIMIT_NOFILE: stdio, the file, libhdf5's few */
 
-static void set_err(eng_error *err, eng_code c, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(eng_error *err, eng_code c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void set_err(eng_error *err, eng_code c, const char *fmt, ...)
 {
     va_list ap;
@@ -54,15 +55,18 @@ static void set_err(eng_error *err, eng_code c, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint64_t ms_now(void) { return srv_now_ns() / 1000000u; }
+static uint64_t ms_now(void)
+{
+    return srv_now_ns() / 1000000u;
+}
 
 struct srv_sandbox {
     pid_t pid;
-    int job;       /* our end of the socketpair (the child's stdin): the file goes over it */
-    int answer;    /* read end of the child's stdout */
-    int ro;        /* the file, once handed over (srv_sandbox_send); else -1 */
-    struct stat st;        /* ro's size when handed over */
-    uint64_t sent_ms;      /* when: the deadline counts from here */
+    int job;          /* our end of the socketpair (the child's stdin): the file goes over it */
+    int answer;       /* read end of the child's stdout */
+    int ro;           /* the file, once handed over (srv_sandbox_send); else -1 */
+    struct stat st;   /* ro's size when handed over */
+    uint64_t sent_ms; /* when: the deadline counts from here */
 };
 
 /* Children started ahead and not yet used or discarded: each is one idle
@@ -93,7 +97,7 @@ static int sandbox_spawn(srv_server *srv, srv_sandbox *sb, eng_error *err)
                     NULL};
     int show_stderr = getenv("STRATA_SANDBOX_STDERR") != NULL;
 #ifdef STRATA_SANITIZED
-    (void)srv;   /* its sandbox_mem only applies without ASan */
+    (void)srv; /* its sandbox_mem only applies without ASan */
 #endif
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) || pipe2(pipefd, O_CLOEXEC)) {
         set_err(err, ENG_ERR_INTERNAL, "sandbox: socketpair/pipe: %s", strerror(errno));
@@ -189,7 +193,10 @@ static int send_file(int sock, int fd)
 {
     char byte = 'f';
     struct iovec iov = {&byte, 1};
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } c;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } c;
     struct msghdr mh = {0};
     memset(&c, 0, sizeof c);
     mh.msg_iov = &iov;
@@ -202,7 +209,8 @@ static int send_file(int sock, int fd)
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &fd, sizeof fd);
     ssize_t n;
-    do n = sendmsg(sock, &mh, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    do n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
     return n == 1 ? 0 : -1;
 }
 
@@ -212,11 +220,11 @@ void srv_sandbox_send(srv_sandbox *sb, const char *path)
     int ro = open(path, O_RDONLY | O_CLOEXEC);
     if (ro < 0 || fstat(ro, &sb->st)) {
         if (ro >= 0) close(ro);
-        return;   /* srv_sandbox_summary_in tries again and reports */
+        return; /* srv_sandbox_summary_in tries again and reports */
     }
     if (send_file(sb->job, ro) != 0) {
         close(ro);
-        sandbox_release(sb);   /* gone: srv_sandbox_summary_in starts a fresh one */
+        sandbox_release(sb); /* gone: srv_sandbox_summary_in starts a fresh one */
         return;
     }
     close(sb->job);
@@ -225,8 +233,8 @@ void srv_sandbox_send(srv_sandbox *sb, const char *path)
     sb->sent_ms = ms_now();
 }
 
-eng_code srv_sandbox_summary_in(srv_server *srv, srv_sandbox *ahead, const char *path, eng_summary **out,
-                                eng_error *err, int *killed)
+eng_code srv_sandbox_summary_in(srv_server *srv, srv_sandbox *ahead, const char *path,
+                                eng_summary **out, eng_error *err, int *killed)
 {
     srv_sandbox sb = {.pid = -1, .job = -1, .answer = -1, .ro = -1};
     int ro = -1, status = 0;
@@ -238,12 +246,12 @@ eng_code srv_sandbox_summary_in(srv_server *srv, srv_sandbox *ahead, const char 
     uint64_t sent;
     *killed = 0;
 
-    if (ahead) {   /* take it over: from here on it is released like our own */
+    if (ahead) { /* take it over: from here on it is released like our own */
         sb = *ahead;
         free(ahead);
         atomic_fetch_sub(&sandbox_waiting, 1);
     }
-    if (sb.ro >= 0) {   /* handed over already by srv_sandbox_send */
+    if (sb.ro >= 0) { /* handed over already by srv_sandbox_send */
         ro = sb.ro;
         sb.ro = -1;
         st = sb.st;
@@ -262,8 +270,10 @@ eng_code srv_sandbox_summary_in(srv_server *srv, srv_sandbox *ahead, const char 
             if (send_file(sb.job, ro) != 0) {
                 /* It died before reading its stdin: it could not start. */
                 *killed = 2;
-                set_err(err, ENG_ERR_INTERNAL, "the parsing sandbox could not be set up (%s); "
-                        "the upload was not read", strerror(errno));
+                set_err(err, ENG_ERR_INTERNAL,
+                        "the parsing sandbox could not be set up (%s); "
+                        "the upload was not read",
+                        strerror(errno));
                 goto out;
             }
         }
@@ -281,7 +291,8 @@ eng_code srv_sandbox_summary_in(srv_server *srv, srv_sandbox *ahead, const char 
             *killed = 1;
             set_err(err, ENG_ERR_FORMAT,
                     "the HDF5 parser did not finish within %d ms on this file; it was stopped "
-                    "(a malformed or hostile file)", srv->cfg->sandbox_timeout_ms);
+                    "(a malformed or hostile file)",
+                    srv->cfg->sandbox_timeout_ms);
             break;
         }
         struct pollfd pfd = {sb.answer, POLLIN, 0};
@@ -291,12 +302,17 @@ eng_code srv_sandbox_summary_in(srv_server *srv, srv_sandbox *ahead, const char 
         if (len + 65536 > cap) {
             if (cap >= SANDBOX_MAX_ANSWER) {
                 kill(sb.pid, SIGKILL);
-                set_err(err, ENG_ERR_FORMAT, "the HDF5 parser's answer is over %u bytes", SANDBOX_MAX_ANSWER);
+                set_err(err, ENG_ERR_FORMAT, "the HDF5 parser's answer is over %u bytes",
+                        SANDBOX_MAX_ANSWER);
                 break;
             }
             size_t ncap = cap ? cap * 2 : 65536 * 2;
             char *nb = realloc(buf, ncap);
-            if (!nb) { kill(sb.pid, SIGKILL); set_err(err, ENG_ERR_NOMEM, "out of memory"); break; }
+            if (!nb) {
+                kill(sb.pid, SIGKILL);
+                set_err(err, ENG_ERR_NOMEM, "out of memory");
+                break;
+            }
             buf = nb;
             cap = ncap;
         }
@@ -310,14 +326,18 @@ eng_code srv_sandbox_summary_in(srv_server *srv, srv_sandbox *ahead, const char 
     if (err->code) goto out;
     if (WIFSIGNALED(status)) {
         atomic_fetch_add(&srv->sandbox_crashes, 1);
-        set_err(err, ENG_ERR_FORMAT, "the HDF5 parser crashed on this file (signal %d); "
-                "it is malformed or hostile", WTERMSIG(status));
+        set_err(err, ENG_ERR_FORMAT,
+                "the HDF5 parser crashed on this file (signal %d); "
+                "it is malformed or hostile",
+                WTERMSIG(status));
         goto out;
     }
     if (WIFEXITED(status) && (WEXITSTATUS(status) == 3 || WEXITSTATUS(status) >= 120)) {
-        *killed = 2;   /* the sandbox itself could not be set up: never parse outside it */
-        set_err(err, ENG_ERR_INTERNAL, "the parsing sandbox could not be set up (exit status %d); "
-                "the upload was not read", WEXITSTATUS(status));
+        *killed = 2; /* the sandbox itself could not be set up: never parse outside it */
+        set_err(err, ENG_ERR_INTERNAL,
+                "the parsing sandbox could not be set up (exit status %d); "
+                "the upload was not read",
+                WEXITSTATUS(status));
         goto out;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -358,8 +378,8 @@ out:
     return err->code;
 }
 
-eng_code srv_sandbox_summary(srv_server *srv, const char *path, eng_summary **out,
-                             eng_error *err, int *killed)
+eng_code srv_sandbox_summary(srv_server *srv, const char *path, eng_summary **out, eng_error *err,
+                             int *killed)
 {
     return srv_sandbox_summary_in(srv, NULL, path, out, err, killed);
 }
@@ -392,11 +412,11 @@ int srv_summary_or_reply(srv_req *r, const char *path, eng_summary **out)
  * eng_summary_from_json, the same re-checking parse the sandbox's answer
  * gets. A few entries, least recently used replaced. */
 
-#define MEMO_SLOTS 32
+#define MEMO_SLOTS    32
 #define MEMO_MAX_TEXT (4u << 20)
 
 static struct memo_entry {
-    char digest[ENG_DIGEST_LEN];   /* "sha256:<hex>" */
+    char digest[ENG_DIGEST_LEN]; /* "sha256:<hex>" */
     char *text;
     uint64_t used;
 } memo[MEMO_SLOTS];
@@ -415,7 +435,10 @@ void srv_summary_remember(const char *digest, const eng_summary *s)
     pthread_mutex_lock(&memo_lock);
     struct memo_entry *e = &memo[0];
     for (int i = 0; i < MEMO_SLOTS; i++) {
-        if (strcmp(memo[i].digest, digest) == 0) { e = &memo[i]; break; }
+        if (strcmp(memo[i].digest, digest) == 0) {
+            e = &memo[i];
+            break;
+        }
         if (memo[i].used < e->used) e = &memo[i];
     }
     free(e->text);
@@ -474,16 +497,21 @@ void srv_summary_forget_all(void)
 /* System calls libhdf5, glibc and the summary writer need. Everything else
  * fails with EPERM (not a kill: a refused call turns into a clean error). */
 static const int allowed_syscalls[] = {
-    SCMP_SYS(read), SCMP_SYS(pread64), SCMP_SYS(readv), SCMP_SYS(write), SCMP_SYS(writev),
-    SCMP_SYS(lseek), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(stat), SCMP_SYS(lstat),
-    SCMP_SYS(statx), SCMP_SYS(close), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap),
-    SCMP_SYS(brk), SCMP_SYS(madvise), SCMP_SYS(mprotect), SCMP_SYS(exit), SCMP_SYS(exit_group),
-    SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(futex),
-    SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(getrusage), SCMP_SYS(clock_gettime),
-    SCMP_SYS(gettimeofday), SCMP_SYS(getrandom), SCMP_SYS(flock), SCMP_SYS(fcntl),
-    SCMP_SYS(sigaltstack), SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getcwd),
-    SCMP_SYS(readlink), SCMP_SYS(sched_yield), SCMP_SYS(prlimit64), SCMP_SYS(uname),
-    SCMP_SYS(ioctl), SCMP_SYS(sched_getaffinity), SCMP_SYS(tgkill), SCMP_SYS(kill),
+    SCMP_SYS(read),          SCMP_SYS(pread64),        SCMP_SYS(readv),
+    SCMP_SYS(write),         SCMP_SYS(writev),         SCMP_SYS(lseek),
+    SCMP_SYS(fstat),         SCMP_SYS(newfstatat),     SCMP_SYS(stat),
+    SCMP_SYS(lstat),         SCMP_SYS(statx),          SCMP_SYS(close),
+    SCMP_SYS(mmap),          SCMP_SYS(munmap),         SCMP_SYS(mremap),
+    SCMP_SYS(brk),           SCMP_SYS(madvise),        SCMP_SYS(mprotect),
+    SCMP_SYS(exit),          SCMP_SYS(exit_group),     SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(rt_sigaction),  SCMP_SYS(rt_sigprocmask), SCMP_SYS(futex),
+    SCMP_SYS(getpid),        SCMP_SYS(gettid),         SCMP_SYS(getrusage),
+    SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday),   SCMP_SYS(getrandom),
+    SCMP_SYS(flock),         SCMP_SYS(fcntl),          SCMP_SYS(sigaltstack),
+    SCMP_SYS(getuid),        SCMP_SYS(geteuid),        SCMP_SYS(getcwd),
+    SCMP_SYS(readlink),      SCMP_SYS(sched_yield),    SCMP_SYS(prlimit64),
+    SCMP_SYS(uname),         SCMP_SYS(ioctl),          SCMP_SYS(sched_getaffinity),
+    SCMP_SYS(tgkill),        SCMP_SYS(kill),
 };
 
 static int sandbox_lock_down(void)
@@ -515,7 +543,10 @@ static int receive_file(void)
 {
     char byte;
     struct iovec iov = {&byte, 1};
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } c;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } c;
     struct msghdr mh = {0};
     int fd = -1;
     memset(&c, 0, sizeof c);
@@ -524,9 +555,11 @@ static int receive_file(void)
     mh.msg_control = c.buf;
     mh.msg_controllen = sizeof c.buf;
     ssize_t n;
-    do n = recvmsg(0, &mh, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    do n = recvmsg(0, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
     struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
-    if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
+    if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+        cm->cmsg_len != CMSG_LEN(sizeof(int)))
         return -1;
     memcpy(&fd, CMSG_DATA(cm), sizeof fd);
     if (fd != 3 && (dup2(fd, 3) < 0 || close(fd) < 0)) return -1;
@@ -545,15 +578,14 @@ int srv_sandbox_child_main(int argc, char **argv)
     const char *path = argc >= 2 ? argv[1] : NULL;
     if (!path) return 2;
     if (strcmp(path, "-") == 0) {
-        if (receive_file()) return 122;   /* >= 120: the sandbox could not be set up */
+        if (receive_file()) return 122; /* >= 120: the sandbox could not be set up */
         path = "/proc/self/fd/3";
     }
     if (sandbox_lock_down()) return 3;
     if (eng_summary_read(path, &s, &err))
         j = json_pack("{s:{s:i,s:s}}", "error", "code", (int)err.code, "message",
                       err.msg[0] ? err.msg : eng_strerror(err.code));
-    else
-        j = eng_summary_to_json(s);
+    else j = eng_summary_to_json(s);
     int rc = json_dumpf(j, stdout, JSON_COMPACT) == 0 && fflush(stdout) == 0 ? 0 : 4;
     json_decref(j);
     eng_summary_free(s);

@@ -17,8 +17,8 @@
  * when the child crashed, timed out or answered garbage. *killed is set when
  * the deadline killed it, 2 when the sandbox could not be set up (then the
  * caller answers 503: a file is never parsed outside the sandbox). */
-eng_code srv_sandbox_summary(srv_server *srv, const char *path, eng_summary **out,
-                             eng_error *err, int *killed);
+eng_code srv_sandbox_summary(srv_server *srv, const char *path, eng_summary **out, eng_error *err,
+                             int *killed);
 /* The same for a route: counts kills and answers the error itself (503 when
  * the sandbox could not be set up, else 422). Returns 0, or -1 after answering. */
 int srv_summary_or_reply(srv_req *r, const char *path, eng_summary **out);
@@ -52,8 +52,8 @@ void srv_sandbox_send(srv_sandbox *sb, const char *path);
 
 /* srv_sandbox_summary / srv_summary_or_reply with a child from
  * srv_sandbox_start (STOLEN, may be NULL: then one is started here). */
-eng_code srv_sandbox_summary_in(srv_server *srv, srv_sandbox *sb, const char *path, eng_summary **out,
-                                eng_error *err, int *killed);
+eng_code srv_sandbox_summary_in(srv_server *srv, srv_sandbox *sb, const char *path,
+                                eng_summary **out, eng_error *err, int *killed);
 int srv_summary_or_reply_in(srv_req *r, srv_sandbox *sb, const char *path, eng_summary **out);
 
 #endif

@@ -11,19 +11,19 @@
 
 /* Server settings; every field has a default from the options table in cli.c. */
 typedef struct srv_config {
-    const char *listen;          /* "127.0.0.1:8080" */
-    const char *data;            /* data directory */
-    int auth;                    /* require tokens */
-    int threads;                 /* libmicrohttpd thread pool size */
-    uint64_t max_body;           /* bytes; 413 above */
-    uint64_t max_json;           /* bytes of a JSON request body */
-    int sandbox_timeout_ms;      /* wall-clock deadline of the parse child */
-    uint64_t sandbox_mem;        /* RLIMIT_AS of the parse child, bytes */
-    int conn_timeout;            /* seconds of inactivity before a connection is closed */
-    int max_conns;               /* connections in total */
+    const char *listen;     /* "127.0.0.1:8080" */
+    const char *data;       /* data directory */
+    int auth;               /* require tokens */
+    int threads;            /* libmicrohttpd thread pool size */
+    uint64_t max_body;      /* bytes; 413 above */
+    uint64_t max_json;      /* bytes of a JSON request body */
+    int sandbox_timeout_ms; /* wall-clock deadline of the parse child */
+    uint64_t sandbox_mem;   /* RLIMIT_AS of the parse child, bytes */
+    int conn_timeout;       /* seconds of inactivity before a connection is closed */
+    int max_conns;          /* connections in total */
     int max_conns_per_ip;
-    const char *log_format;      /* "text" | "json" */
-    int quiet;                   /* no access log */
+    const char *log_format; /* "text" | "json" */
+    int quiet;              /* no access log */
 } srv_config;
 
 /* Run the server until SIGINT/SIGTERM. Returns a process exit status. */

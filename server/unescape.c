@@ -87,11 +87,11 @@ size_t srv_unescape(void *cls, struct MHD_Connection *conn, char *s)
             for (size_t j = 0; j < len; j++) i += w[j];
             memcpy(s + out, b, len);
             out += len;
-        } else if (w[0] == 3) {                  /* an escape stays as written */
+        } else if (w[0] == 3) { /* an escape stays as written */
             memmove(s + out, s + i, 3);
             out += 3;
             i += 3;
-        } else {                                 /* a raw non-UTF-8 byte */
+        } else { /* a raw non-UTF-8 byte */
             s[out++] = '?';
             i++;
         }

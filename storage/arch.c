@@ -26,28 +26,28 @@ st_code st_arch_put(st_store *st, const char *id, const char *name, const char *
     st_code rc;
     char now[32];
 
-    if (!st)
-        return st_fail(err, ST_ERR_INVALID, "no store");
+    if (!st) return st_fail(err, ST_ERR_INVALID, "no store");
     rc = st_arch_id_check(id, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (name && !st_name_valid(name))
         return st_fail(err, ST_ERR_INVALID, "architecture name '%.140s' is not valid", name);
     c = config ? json_loads(config, JSON_DECODE_ANY, &jerr) : NULL;
     s = summary ? json_loads(summary, 0, &jerr) : NULL;
     if (!c || !json_is_object(s)) {
-        rc = st_fail(err, ST_ERR_INVALID, "architecture '%s': config and summary must be JSON "
-                     "(summary an object)", id);
+        rc = st_fail(err, ST_ERR_INVALID,
+                     "architecture '%s': config and summary must be JSON "
+                     "(summary an object)",
+                     id);
         goto out;
     }
     st_now_rfc3339(now, sizeof now);
     rc = st_wbegin(st, &db, err);
-    if (rc)
-        goto out;
-    rc = st_exec(db, err, "INSERT OR IGNORE INTO architectures(id, name, config, summary, created_at) "
-                 "VALUES (?, ?, ?, ?, ?)", "ttttt", id, name, config, summary, now);
-    if (rc == ST_OK && created)
-        *created = sqlite3_changes(db) > 0;
+    if (rc) goto out;
+    rc = st_exec(db, err,
+                 "INSERT OR IGNORE INTO architectures(id, name, config, summary, created_at) "
+                 "VALUES (?, ?, ?, ?, ?)",
+                 "ttttt", id, name, config, summary, now);
+    if (rc == ST_OK && created) *created = sqlite3_changes(db) > 0;
     rc = st_wend(st, rc, err);
 out:
     json_decref(c);
@@ -64,18 +64,16 @@ st_code st_arch_get(st_store *st, const char *id, json_t **out, st_error *err)
     st_code rc;
     int src;
 
-    if (!st || !out)
-        return st_fail(err, ST_ERR_INVALID, "no store");
+    if (!st || !out) return st_fail(err, ST_ERR_INVALID, "no store");
     rc = st_arch_id_check(id, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = st_rbegin(st, &db, err);
-    if (rc)
-        return rc;
-    rc = st_prepare(db, &s, err, "SELECT name, created_at, summary, config FROM architectures "
-                    "WHERE id = ?", "t", id);
-    if (rc)
-        goto out;
+    if (rc) return rc;
+    rc = st_prepare(db, &s, err,
+                    "SELECT name, created_at, summary, config FROM architectures "
+                    "WHERE id = ?",
+                    "t", id);
+    if (rc) goto out;
     src = st_step(s);
     if (src == SQLITE_DONE) {
         rc = st_fail(err, ST_ERR_NOT_FOUND, "architecture '%s' not found", id);
@@ -112,17 +110,13 @@ st_code st_arch_config(st_store *st, const char *id, char **config, st_error *er
     st_code rc;
     int src;
 
-    if (!st || !config)
-        return st_fail(err, ST_ERR_INVALID, "no store");
+    if (!st || !config) return st_fail(err, ST_ERR_INVALID, "no store");
     rc = st_arch_id_check(id, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = st_rbegin(st, &db, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = st_prepare(db, &s, err, "SELECT config FROM architectures WHERE id = ?", "t", id);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     src = st_step(s);
     if (src == SQLITE_DONE) {
         rc = st_fail(err, ST_ERR_NOT_FOUND, "architecture '%s' not found", id);
@@ -130,10 +124,8 @@ st_code st_arch_config(st_store *st, const char *id, char **config, st_error *er
         rc = st_db_fail(err, db, src, "architecture");
     } else {
         char *c = strdup((const char *)sqlite3_column_text(s, 0));
-        if (!c)
-            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
-        else
-            *config = c;
+        if (!c) rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        else *config = c;
     }
 out:
     st_finish(s);
@@ -150,20 +142,17 @@ st_code st_arch_list(st_store *st, int limit, const char *after, json_t **out, s
     int src, n = 0;
     char last[80] = "";
 
-    if (!st || !out)
-        return st_fail(err, ST_ERR_INVALID, "no store");
+    if (!st || !out) return st_fail(err, ST_ERR_INVALID, "no store");
     rc = st_check_limit(limit, &limit, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = st_rbegin(st, &db, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     /* Cursor: the last id of the previous page (ids are unique and sortable). */
-    rc = st_prepare(db, &s, err, "SELECT id, name, created_at, json_extract(summary, '$.params') "
+    rc = st_prepare(db, &s, err,
+                    "SELECT id, name, created_at, json_extract(summary, '$.params') "
                     "FROM architectures WHERE id > ? ORDER BY id LIMIT ?",
                     "ti", after ? after : "", (int64_t)limit + 1);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     items = json_array();
     o = json_object();
     if (!items || !o) {
@@ -191,8 +180,7 @@ st_code st_arch_list(st_store *st, int limit, const char *after, json_t **out, s
     }
     json_object_set_new(o, "items", items);
     items = NULL;
-    if (!json_object_get(o, "next"))
-        json_object_set_new(o, "next", json_null());
+    if (!json_object_get(o, "next")) json_object_set_new(o, "next", json_null());
     *out = o;
     o = NULL;
 out:

@@ -34,29 +34,29 @@
  * SHA-256 (~1.5 GB/s) then no longer adds to the time the body's receiving
  * thread spends per byte. Small uploads never pay for a thread. */
 #define ST_HASH_AHEAD_MIN (4u << 20)
-#define ST_HASH_CHUNK     (256u << 10)   /* pread size of the hashing thread: stays in L2 */
-#define ST_FLUSH_STEP     (8u << 20)     /* writeback started per this many hashed bytes */
+#define ST_HASH_CHUNK     (256u << 10) /* pread size of the hashing thread: stays in L2 */
+#define ST_FLUSH_STEP     (8u << 20)   /* writeback started per this many hashed bytes */
 
 struct st_upload {
     st_store *st;
     int fd;
     int finished;
-    int syncing;          /* sync_thread runs: join before fd is closed */
-    int sync_errno;       /* its fsync's errno, 0 = durable; valid once joined */
+    int syncing;    /* sync_thread runs: join before fd is closed */
+    int sync_errno; /* its fsync's errno, 0 = durable; valid once joined */
     pthread_t sync_thread;
-    EVP_MD_CTX *md;       /* the writer's until hash_thread starts, then hash_thread's */
-    uint64_t size;        /* bytes written; under mu once hash_thread runs */
+    EVP_MD_CTX *md; /* the writer's until hash_thread starts, then hash_thread's */
+    uint64_t size;  /* bytes written; under mu once hash_thread runs */
     /* hashing behind the writer */
-    int hashing;          /* hash_thread runs: join before fd is closed */
+    int hashing; /* hash_thread runs: join before fd is closed */
     pthread_t hash_thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv;    /* size grew, or hash_stop set */
-    int hash_waiting;     /* hash_thread sleeps on cv (under mu) */
-    int hash_stop;        /* 1: no more bytes (finish); 2: give up (abort) (under mu) */
-    int hash_errno;       /* hash_thread's read error; valid once joined */
-    int hash_bad;         /* hash_thread's digest update failed; valid once joined */
-    uint64_t hashed;      /* bytes fed to md (inline, then by hash_thread) */
-    uint64_t flushed;     /* bytes whose writeback hash_thread has started */
+    pthread_cond_t cv; /* size grew, or hash_stop set */
+    int hash_waiting;  /* hash_thread sleeps on cv (under mu) */
+    int hash_stop;     /* 1: no more bytes (finish); 2: give up (abort) (under mu) */
+    int hash_errno;    /* hash_thread's read error; valid once joined */
+    int hash_bad;      /* hash_thread's digest update failed; valid once joined */
+    uint64_t hashed;   /* bytes fed to md (inline, then by hash_thread) */
+    uint64_t flushed;  /* bytes whose writeback hash_thread has started */
     char hex[65];
     char path[ST_PATH_MAX];
 };
@@ -75,8 +75,7 @@ static int st_fsync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc;
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     rc = fsync(fd);
     close(fd);
     return rc;
@@ -89,11 +88,9 @@ st_code st_upload_begin(st_store *st, st_upload **out, st_error *err)
     st_upload *up = NULL;
     st_code rc = ST_OK;
 
-    if (!st || !out)
-        return st_fail(err, ST_ERR_INVALID, "upload: no store");
+    if (!st || !out) return st_fail(err, ST_ERR_INVALID, "upload: no store");
     up = calloc(1, sizeof *up);
-    if (!up)
-        return st_fail(err, ST_ERR_NOMEM, "upload: out of memory");
+    if (!up) return st_fail(err, ST_ERR_NOMEM, "upload: out of memory");
     up->st = st;
     up->fd = -1;
     pthread_mutex_init(&up->mu, NULL);
@@ -130,8 +127,7 @@ static void *st_upload_hash_run(void *arg)
     unsigned char *buf = malloc(ST_HASH_CHUNK);
     uint64_t avail = 0;
 
-    if (!buf)
-        up->hash_bad = 1;
+    if (!buf) up->hash_bad = 1;
     pthread_mutex_lock(&up->mu);
     for (;;) {
         while (up->hashed == up->size && !up->hash_stop) {
@@ -140,20 +136,17 @@ static void *st_upload_hash_run(void *arg)
             up->hash_waiting = 0;
         }
         avail = up->size - up->hashed;
-        if (up->hash_stop == 2 || avail == 0 || up->hash_bad || up->hash_errno)
-            break;
+        if (up->hash_stop == 2 || avail == 0 || up->hash_bad || up->hash_errno) break;
         pthread_mutex_unlock(&up->mu);
         while (avail && !up->hash_errno && !up->hash_bad) {
             size_t n = avail < ST_HASH_CHUNK ? (size_t)avail : ST_HASH_CHUNK;
             ssize_t r = pread(up->fd, buf, n, (off_t)up->hashed);
-            if (r < 0 && errno == EINTR)
-                continue;
+            if (r < 0 && errno == EINTR) continue;
             if (r <= 0) {
-                up->hash_errno = r < 0 ? errno : EIO;   /* 0: the file shrank under us */
+                up->hash_errno = r < 0 ? errno : EIO; /* 0: the file shrank under us */
                 break;
             }
-            if (EVP_DigestUpdate(up->md, buf, (size_t)r) != 1)
-                up->hash_bad = 1;
+            if (EVP_DigestUpdate(up->md, buf, (size_t)r) != 1) up->hash_bad = 1;
             up->hashed += (uint64_t)r;
             avail -= (uint64_t)r;
             /* Start the writeback of what is hashed, a few MiB at a time:
@@ -175,8 +168,7 @@ static void *st_upload_hash_run(void *arg)
 /* Stop hash_thread (how: 1 = after the last byte, 2 = now) and wait for it. */
 static void st_upload_hash_join(st_upload *up, int how)
 {
-    if (!up->hashing)
-        return;
+    if (!up->hashing) return;
     pthread_mutex_lock(&up->mu);
     up->hash_stop = how;
     pthread_cond_signal(&up->cv);
@@ -195,8 +187,7 @@ st_code st_upload_write(st_upload *up, const void *buf, size_t len, st_error *er
     while (left) {
         ssize_t n = write(up->fd, p, left);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return st_io_fail(err, errno, "write '%s'", up->path);
         }
         p += n;
@@ -205,8 +196,7 @@ st_code st_upload_write(st_upload *up, const void *buf, size_t len, st_error *er
     if (up->hashing) {
         pthread_mutex_lock(&up->mu);
         up->size += len;
-        if (up->hash_waiting)
-            pthread_cond_signal(&up->cv);
+        if (up->hash_waiting) pthread_cond_signal(&up->cv);
         pthread_mutex_unlock(&up->mu);
         return ST_OK;
     }
@@ -239,8 +229,7 @@ static st_code st_upload_sync_wait(st_upload *up, st_error *err)
         pthread_join(up->sync_thread, NULL);
         up->syncing = 0;
     }
-    if (up->sync_errno)
-        return st_io_fail(err, up->sync_errno, "fsync '%s'", up->path);
+    if (up->sync_errno) return st_io_fail(err, up->sync_errno, "fsync '%s'", up->path);
     return ST_OK;
 }
 
@@ -249,8 +238,7 @@ st_code st_upload_finish(st_upload *up, char digest_hex[65], uint64_t *size, st_
     unsigned char bin[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
 
-    if (!up)
-        return st_fail(err, ST_ERR_INVALID, "upload: none");
+    if (!up) return st_fail(err, ST_ERR_INVALID, "upload: none");
     if (!up->finished) {
         st_upload_hash_join(up, 1);
         if (up->hash_errno)
@@ -262,15 +250,11 @@ st_code st_upload_finish(st_upload *up, char digest_hex[65], uint64_t *size, st_
         st_hex(bin, 32, up->hex);
         up->finished = 1;
         /* Started here, waited for by commit; without a thread, now. */
-        if (pthread_create(&up->sync_thread, NULL, st_upload_sync_run, up) == 0)
-            up->syncing = 1;
-        else
-            st_upload_sync_run(up);
+        if (pthread_create(&up->sync_thread, NULL, st_upload_sync_run, up) == 0) up->syncing = 1;
+        else st_upload_sync_run(up);
     }
-    if (digest_hex)
-        memcpy(digest_hex, up->hex, 65);
-    if (size)
-        *size = up->size;
+    if (digest_hex) memcpy(digest_hex, up->hex, 65);
+    if (size) *size = up->size;
     return ST_OK;
 }
 
@@ -286,15 +270,11 @@ int st_upload_fd(const st_upload *up)
 
 void st_upload_abort(st_upload *up)
 {
-    if (!up)
-        return;
+    if (!up) return;
     st_upload_hash_join(up, 2);
-    if (up->syncing)
-        pthread_join(up->sync_thread, NULL);
-    if (up->path[0])
-        unlink(up->path);
-    if (up->fd >= 0)
-        close(up->fd);
+    if (up->syncing) pthread_join(up->sync_thread, NULL);
+    if (up->path[0]) unlink(up->path);
+    if (up->fd >= 0) close(up->fd);
     EVP_MD_CTX_free(up->md);
     pthread_mutex_destroy(&up->mu);
     pthread_cond_destroy(&up->cv);
@@ -310,14 +290,11 @@ st_code st_upload_commit(st_upload *up, st_error *err)
     struct stat sb;
     int made_fan = 0;
 
-    if (!up)
-        return st_fail(err, ST_ERR_INVALID, "upload: none");
+    if (!up) return st_fail(err, ST_ERR_INVALID, "upload: none");
     st = up->st;
     rc = st_upload_finish(up, NULL, NULL, err);
-    if (rc == ST_OK)
-        rc = st_upload_sync_wait(up, err);
-    if (rc)
-        goto out;
+    if (rc == ST_OK) rc = st_upload_sync_wait(up, err);
+    if (rc) goto out;
     st_blob_path(st, up->hex, target, sizeof target);
     st_pathf(top, sizeof top, "%s/blobs/sha256", st->dir);
     st_pathf(fan, sizeof fan, "%s/%.2s", top, up->hex);
@@ -325,12 +302,9 @@ st_code st_upload_commit(st_upload *up, st_error *err)
     /* Under the writer so that gc cannot unlink the target between our
      * dedupe check and the row. */
     rc = st_wbegin(st, &db, err);
-    if (rc)
-        goto out;
-    if (mkdir(fan, 0755) == 0)
-        made_fan = 1;
-    else if (errno != EEXIST)
-        rc = st_io_fail(err, errno, "mkdir '%s'", fan);
+    if (rc) goto out;
+    if (mkdir(fan, 0755) == 0) made_fan = 1;
+    else if (errno != EEXIST) rc = st_io_fail(err, errno, "mkdir '%s'", fan);
     if (rc == ST_OK && made_fan && st_fsync_dir(top) != 0)
         rc = st_io_fail(err, errno, "fsync '%s'", top);
     if (rc == ST_OK) {
@@ -341,17 +315,16 @@ st_code st_upload_commit(st_upload *up, st_error *err)
             /* Absent, or a damaged copy: the fresh file replaces it. */
             if (rename(up->path, target) != 0)
                 rc = st_io_fail(err, errno, "rename into '%s'", target);
-            else if (st_fsync_dir(fan) != 0)
-                rc = st_io_fail(err, errno, "fsync '%s'", fan);
+            else if (st_fsync_dir(fan) != 0) rc = st_io_fail(err, errno, "fsync '%s'", fan);
         }
-        if (rc == ST_OK)
-            up->path[0] = '\0';     /* moved or removed: nothing left to unlink */
+        if (rc == ST_OK) up->path[0] = '\0'; /* moved or removed: nothing left to unlink */
     }
     if (rc == ST_OK) {
         /* A re-upload refreshes created_at: gc's grace period then protects
          * the blob until the version that needs it is created. */
         st_now_rfc3339(now, sizeof now);
-        rc = st_exec(db, err, "INSERT INTO blobs(digest, size, created_at) VALUES (?, ?, ?) "
+        rc = st_exec(db, err,
+                     "INSERT INTO blobs(digest, size, created_at) VALUES (?, ?, ?) "
                      "ON CONFLICT(digest) DO UPDATE SET created_at = excluded.created_at",
                      "tit", up->hex, (int64_t)up->size, now);
     }
@@ -384,8 +357,7 @@ st_code st_blob_open(st_store *st, const char *digest_hex, int *fd, uint64_t *si
         return st_fail(err, ST_ERR_CORRUPT, "blob 'sha256:%s' is not a regular file", hex);
     }
     *fd = f;
-    if (size)
-        *size = (uint64_t)sb.st_size;
+    if (size) *size = (uint64_t)sb.st_size;
     return ST_OK;
 }
 
@@ -396,23 +368,18 @@ st_code st_blob_stats(st_store *st, uint64_t *count, uint64_t *bytes, st_error *
     st_code rc;
     int src;
 
-    if (!st)
-        return st_fail(err, ST_ERR_INVALID, "no store");
+    if (!st) return st_fail(err, ST_ERR_INVALID, "no store");
     rc = st_rbegin(st, &db, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = st_prepare(db, &s, err, "SELECT count(*), coalesce(sum(size), 0) FROM blobs", NULL);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     src = st_step(s);
     if (src != SQLITE_ROW) {
         rc = st_db_fail(err, db, src, "blob stats");
         goto out;
     }
-    if (count)
-        *count = (uint64_t)sqlite3_column_int64(s, 0);
-    if (bytes)
-        *bytes = (uint64_t)sqlite3_column_int64(s, 1);
+    if (count) *count = (uint64_t)sqlite3_column_int64(s, 0);
+    if (bytes) *bytes = (uint64_t)sqlite3_column_int64(s, 1);
 out:
     st_finish(s);
     st_rend(st, db);
@@ -444,8 +411,7 @@ static void st_problem(struct st_verify_ctx *v, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     v->problems++;
-    if (v->cb)
-        v->cb(v->ctx, msg);
+    if (v->cb) v->cb(v->ctx, msg);
 }
 
 /* Hash a whole file; 0 on success, else errno. */
@@ -468,14 +434,12 @@ static int st_hash_file(const char *path, unsigned char *buf, char hex[65], uint
     }
     for (;;) {
         ssize_t r = read(fd, buf, ST_HASH_BUF);
-        if (r < 0 && errno == EINTR)
-            continue;
+        if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
             e = errno;
             goto out;
         }
-        if (r == 0)
-            break;
+        if (r == 0) break;
         EVP_DigestUpdate(md, buf, (size_t)r);
         total += (uint64_t)r;
     }
@@ -486,8 +450,7 @@ static int st_hash_file(const char *path, unsigned char *buf, char hex[65], uint
     st_hex(bin, 32, hex);
     *size = total;
 out:
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     EVP_MD_CTX_free(md);
     return e;
 }
@@ -530,15 +493,12 @@ static st_code st_verify_db(st_store *st, struct st_verify_ctx *v, struct st_blo
     int src;
 
     rc = st_rbegin(st, &db, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = st_prepare(db, &s, err, "PRAGMA integrity_check", NULL);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     while ((src = st_step(s)) == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(s, 0);
-        if (!t || strcmp(t, "ok") != 0)
-            st_problem(v, "database integrity: %s", t ? t : "(null)");
+        if (!t || strcmp(t, "ok") != 0) st_problem(v, "database integrity: %s", t ? t : "(null)");
     }
     st_finish(s);
     s = NULL;
@@ -547,8 +507,7 @@ static st_code st_verify_db(st_store *st, struct st_verify_ctx *v, struct st_blo
         goto out;
     }
     rc = st_prepare(db, &s, err, "PRAGMA foreign_key_check", NULL);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     while ((src = st_step(s)) == SQLITE_ROW)
         st_problem(v, "database foreign key: table %s row %lld references a missing %s row",
                    (const char *)sqlite3_column_text(s, 0), (long long)sqlite3_column_int64(s, 1),
@@ -562,9 +521,9 @@ static st_code st_verify_db(st_store *st, struct st_verify_ctx *v, struct st_blo
     rc = st_prepare(db, &s, err,
                     "SELECT m.name, v.number, v.digest FROM versions v "
                     "JOIN models m ON m.id = v.model_id "
-                    "LEFT JOIN blobs b ON b.digest = v.digest WHERE b.digest IS NULL", NULL);
-    if (rc)
-        goto out;
+                    "LEFT JOIN blobs b ON b.digest = v.digest WHERE b.digest IS NULL",
+                    NULL);
+    if (rc) goto out;
     while ((src = st_step(s)) == SQLITE_ROW)
         st_problem(v, "version %s@%lld: blob sha256:%s is not recorded",
                    (const char *)sqlite3_column_text(s, 0), (long long)sqlite3_column_int64(s, 1),
@@ -576,8 +535,7 @@ static st_code st_verify_db(st_store *st, struct st_verify_ctx *v, struct st_blo
         goto out;
     }
     rc = st_prepare(db, &s, err, "SELECT digest, size FROM blobs ORDER BY digest", NULL);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     while ((src = st_step(s)) == SQLITE_ROW) {
         const char *d = (const char *)sqlite3_column_text(s, 0);
         if (nrows == cap) {
@@ -628,8 +586,7 @@ static void st_verify_walk(st_store *st, struct st_verify_ctx *v, const struct s
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
             continue;
-        if (st_pathf(sub, sizeof sub, "%s/%s", top, e->d_name) != 0)
-            continue;
+        if (st_pathf(sub, sizeof sub, "%s/%s", top, e->d_name) != 0) continue;
         d2 = (strlen(e->d_name) == 2) ? opendir(sub) : NULL;
         if (!d2) {
             st_problem(v, "blob store: unexpected entry '%s'", sub);
@@ -640,16 +597,14 @@ static void st_verify_walk(st_store *st, struct st_verify_ctx *v, const struct s
             struct stat sb;
             if (f->d_name[0] == '.' && (!f->d_name[1] || (f->d_name[1] == '.' && !f->d_name[2])))
                 continue;
-            if (st_pathf(path, sizeof path, "%s/%s", sub, f->d_name) != 0)
-                continue;
+            if (st_pathf(path, sizeof path, "%s/%s", sub, f->d_name) != 0) continue;
             if (!st_hex64_valid(f->d_name) || strncmp(f->d_name, e->d_name, 2) != 0 ||
                 lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
                 st_problem(v, "blob store: unexpected entry '%s'", path);
                 continue;
             }
             st_pathf(key.hex, sizeof key.hex, "%s", f->d_name);
-            if (nrows && bsearch(&key, rows, nrows, sizeof *rows, st_row_cmp))
-                continue;
+            if (nrows && bsearch(&key, rows, nrows, sizeof *rows, st_row_cmp)) continue;
             st_verify_file(v, path, f->d_name, -1);
         }
         closedir(d2);
@@ -659,28 +614,23 @@ static void st_verify_walk(st_store *st, struct st_verify_ctx *v, const struct s
 
 st_code st_verify(st_store *st, st_problem_cb cb, void *ctx, uint64_t *problems, st_error *err)
 {
-    struct st_verify_ctx v = { cb, ctx, 0, NULL };
+    struct st_verify_ctx v = {cb, ctx, 0, NULL};
     struct st_blob_row *rows = NULL;
     size_t nrows = 0;
     char path[ST_PATH_MAX];
     st_code rc;
 
-    if (!st)
-        return st_fail(err, ST_ERR_INVALID, "no store");
+    if (!st) return st_fail(err, ST_ERR_INVALID, "no store");
     v.buf = malloc(ST_HASH_BUF);
-    if (!v.buf)
-        return st_fail(err, ST_ERR_NOMEM, "verify: out of memory");
+    if (!v.buf) return st_fail(err, ST_ERR_NOMEM, "verify: out of memory");
     rc = st_verify_db(st, &v, &rows, &nrows, err);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     for (size_t i = 0; i < nrows; i++) {
-        if (!rows[i].valid || st_blob_path(st, rows[i].hex, path, sizeof path) != 0)
-            continue;
+        if (!rows[i].valid || st_blob_path(st, rows[i].hex, path, sizeof path) != 0) continue;
         st_verify_file(&v, path, rows[i].hex, rows[i].size);
     }
     st_verify_walk(st, &v, rows, nrows);
-    if (problems)
-        *problems = v.problems;
+    if (problems) *problems = v.problems;
 out:
     free(rows);
     free(v.buf);
@@ -701,8 +651,7 @@ static void st_rm_contents(int dirfd, struct st_gc_ctx *g, int depth)
     struct dirent *e;
     int fd = dup(dirfd);
 
-    if (fd < 0)
-        return;
+    if (fd < 0) return;
     d = fdopendir(fd);
     if (!d) {
         close(fd);
@@ -712,19 +661,16 @@ static void st_rm_contents(int dirfd, struct st_gc_ctx *g, int depth)
         struct stat sb;
         if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
             continue;
-        if (fstatat(dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
-            continue;
+        if (fstatat(dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0) continue;
         if (S_ISDIR(sb.st_mode)) {
             int sub;
-            if (depth >= 16)        /* cache/ is ours and shallow; stop runaway trees */
+            if (depth >= 16) /* cache/ is ours and shallow; stop runaway trees */
                 continue;
             sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub < 0)
-                continue;
+            if (sub < 0) continue;
             st_rm_contents(sub, g, depth + 1);
             close(sub);
-            if (!g->dry_run)
-                unlinkat(dirfd, e->d_name, AT_REMOVEDIR);
+            if (!g->dry_run) unlinkat(dirfd, e->d_name, AT_REMOVEDIR);
             continue;
         }
         if (g->dry_run || unlinkat(dirfd, e->d_name, 0) == 0) {
@@ -747,30 +693,22 @@ static st_code st_gc_orphans(st_store *st, struct st_gc_ctx *g, time_t cutoff, s
 
     st_pathf(top, sizeof top, "%s/blobs/sha256", st->dir);
     d = opendir(top);
-    if (!d)
-        return st_io_fail(err, errno, "open '%s'", top);
+    if (!d) return st_io_fail(err, errno, "open '%s'", top);
     while (rc == ST_OK && (e = readdir(d)) != NULL) {
-        if (strlen(e->d_name) != 2 || e->d_name[0] == '.')
-            continue;
-        if (st_pathf(sub, sizeof sub, "%s/%s", top, e->d_name) != 0)
-            continue;
+        if (strlen(e->d_name) != 2 || e->d_name[0] == '.') continue;
+        if (st_pathf(sub, sizeof sub, "%s/%s", top, e->d_name) != 0) continue;
         d2 = opendir(sub);
-        if (!d2)
-            continue;
+        if (!d2) continue;
         while (rc == ST_OK && (f = readdir(d2)) != NULL) {
             struct stat sb;
             int64_t one;
             int found = 0;
-            if (!st_hex64_valid(f->d_name) || strncmp(f->d_name, e->d_name, 2) != 0)
-                continue;
-            if (st_pathf(path, sizeof path, "%s/%s", sub, f->d_name) != 0)
-                continue;
-            if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_mtime > cutoff)
-                continue;
-            rc = st_query_i64(st->writer, err, &one, &found,
-                              "SELECT 1 FROM blobs WHERE digest = ?", "t", f->d_name);
-            if (rc || found)
-                continue;
+            if (!st_hex64_valid(f->d_name) || strncmp(f->d_name, e->d_name, 2) != 0) continue;
+            if (st_pathf(path, sizeof path, "%s/%s", sub, f->d_name) != 0) continue;
+            if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_mtime > cutoff) continue;
+            rc = st_query_i64(st->writer, err, &one, &found, "SELECT 1 FROM blobs WHERE digest = ?",
+                              "t", f->d_name);
+            if (rc || found) continue;
             if (g->dry_run || unlink(path) == 0) {
                 g->files++;
                 g->bytes += (uint64_t)sb.st_size;
@@ -782,10 +720,10 @@ static st_code st_gc_orphans(st_store *st, struct st_gc_ctx *g, time_t cutoff, s
     return rc;
 }
 
-st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds,
-              uint64_t *files, uint64_t *bytes, st_error *err)
+st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds, uint64_t *files, uint64_t *bytes,
+              st_error *err)
 {
-    struct st_gc_ctx g = { dry_run, 0, 0 };
+    struct st_gc_ctx g = {dry_run, 0, 0};
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
     char **doomed = NULL, **grown;
@@ -795,8 +733,7 @@ st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds,
     st_code rc;
     int src, cfd;
 
-    if (!st)
-        return st_fail(err, ST_ERR_INVALID, "no store");
+    if (!st) return st_fail(err, ST_ERR_INVALID, "no store");
     if (grace_seconds < 0)
         return st_fail(err, ST_ERR_INVALID, "grace %lld seconds: expected >= 0",
                        (long long)grace_seconds);
@@ -807,8 +744,7 @@ st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds,
      * between leaves orphan files, which the next gc removes), all under the
      * writer so an upload cannot dedupe against a file about to go. */
     rc = st_wbegin(st, &db, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = st_prepare(db, &s, err,
                     "SELECT digest FROM blobs b WHERE created_at <= ? "
                     "AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.digest = b.digest)",
@@ -839,11 +775,9 @@ st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds,
     s = NULL;
     for (size_t i = 0; rc == ST_OK && !dry_run && i < ndoomed; i++)
         rc = st_exec(db, err, "DELETE FROM blobs WHERE digest = ?", "t", doomed[i]);
-    if (rc == ST_OK)
-        rc = st_exec(db, err, "COMMIT", NULL);
+    if (rc == ST_OK) rc = st_exec(db, err, "COMMIT", NULL);
     if (rc != ST_OK) {
-        if (!sqlite3_get_autocommit(db))
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         st_wunlock(st);
         goto out;
     }
@@ -861,24 +795,21 @@ st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds,
         struct stat sb;
         int64_t one;
         int found = 0;
-        if (st_blob_path(st, doomed[i], path, sizeof path) != 0 || lstat(path, &sb) != 0)
-            continue;
-        if (!dry_run)           /* (a dry run kept the rows) */
+        if (st_blob_path(st, doomed[i], path, sizeof path) != 0 || lstat(path, &sb) != 0) continue;
+        if (!dry_run) /* (a dry run kept the rows) */
             rc = st_query_i64(db, err, &one, &found, "SELECT 1 FROM blobs WHERE digest = ?", "t",
                               doomed[i]);
-        if (rc || found)        /* uploaded again since the rows went */
+        if (rc || found) /* uploaded again since the rows went */
             continue;
         if (dry_run || unlink(path) == 0) {
             g.files++;
             g.bytes += (uint64_t)sb.st_size;
         }
     }
-    if (rc == ST_OK)
-        rc = st_gc_orphans(st, &g, cutoff, err);
+    if (rc == ST_OK) rc = st_gc_orphans(st, &g, cutoff, err);
     sqlite3_exec(db, rc == ST_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
     st_wunlock(st);
-    if (rc)
-        goto out;
+    if (rc) goto out;
 
     st_tmp_sweep(st, dry_run, &g.files, &g.bytes);
     st_pathf(path, sizeof path, "%s/cache", st->dir);
@@ -887,13 +818,10 @@ st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds,
         st_rm_contents(cfd, &g, 0);
         close(cfd);
     }
-    if (files)
-        *files = g.files;
-    if (bytes)
-        *bytes = g.bytes;
+    if (files) *files = g.files;
+    if (bytes) *bytes = g.bytes;
 out:
-    for (size_t i = 0; i < ndoomed; i++)
-        free(doomed[i]);
+    for (size_t i = 0; i < ndoomed; i++) free(doomed[i]);
     free(doomed);
     return rc;
 }

@@ -8,13 +8,13 @@
 
 #include "store_int.h"
 
-st_code st_version_by_number(sqlite3 *db, const char *model, int64_t model_id,
-                             int64_t number, int64_t *version_id, st_error *err)
+st_code st_version_by_number(sqlite3 *db, const char *model, int64_t model_id, int64_t number,
+                             int64_t *version_id, st_error *err)
 {
     int found = 0;
     st_code rc = st_query_i64(db, err, version_id, &found,
-                              "SELECT id FROM versions WHERE model_id = ? AND number = ?",
-                              "ii", model_id, number);
+                              "SELECT id FROM versions WHERE model_id = ? AND number = ?", "ii",
+                              model_id, number);
     if (rc == ST_OK && !found)
         rc = st_fail(err, ST_ERR_NOT_FOUND, "model '%s' has no version %lld", model,
                      (long long)number);
@@ -29,27 +29,31 @@ st_code st_resolve(sqlite3 *db, const char *model, const char *ref, int64_t *mod
     int found = 0;
     st_code rc = st_model_lookup(db, model, model_id, err);
 
-    if (rc)
-        return rc;
-    if (!ref || !*ref)
-        return st_fail(err, ST_ERR_INVALID, "empty version ref");
+    if (rc) return rc;
+    if (!ref || !*ref) return st_fail(err, ST_ERR_INVALID, "empty version ref");
     if (st_all_digits(ref)) {
         if (!st_parse_i64(ref, &number))
             return st_fail(err, ST_ERR_NOT_FOUND, "model '%s' has no version %.40s", model, ref);
         return st_version_by_number(db, model, *model_id, number, version_id, err);
     }
     if (strcmp(ref, "latest") == 0) {
-        rc = st_query_i64(db, err, version_id, &found, "SELECT id FROM versions WHERE model_id = ? "
-                          "ORDER BY number DESC LIMIT 1", "i", *model_id);
+        rc = st_query_i64(db, err, version_id, &found,
+                          "SELECT id FROM versions WHERE model_id = ? "
+                          "ORDER BY number DESC LIMIT 1",
+                          "i", *model_id);
         if (rc == ST_OK && !found)
             rc = st_fail(err, ST_ERR_NOT_FOUND, "model '%s' has no versions", model);
         return rc;
     }
     if (!st_tag_name_valid(ref))
-        return st_fail(err, ST_ERR_INVALID, "ref '%.140s': expected a version number, a tag or "
-                       "'latest'", ref);
-    rc = st_query_i64(db, err, version_id, &found, "SELECT version_id FROM tags "
-                      "WHERE model_id = ? AND name = ?", "it", *model_id, ref);
+        return st_fail(err, ST_ERR_INVALID,
+                       "ref '%.140s': expected a version number, a tag or "
+                       "'latest'",
+                       ref);
+    rc = st_query_i64(db, err, version_id, &found,
+                      "SELECT version_id FROM tags "
+                      "WHERE model_id = ? AND name = ?",
+                      "it", *model_id, ref);
     if (rc == ST_OK && !found)
         rc = st_fail(err, ST_ERR_NOT_FOUND, "model '%s' has no tag '%s'", model, ref);
     return rc;

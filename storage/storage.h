@@ -40,13 +40,13 @@
 
 typedef enum st_code {
     ST_OK = 0,
-    ST_ERR_NOT_FOUND = 1,   /* model, version, tag, blob, architecture absent */
-    ST_ERR_CONFLICT = 2,    /* exists already; CAS failed; still referenced */
-    ST_ERR_INVALID = 3,     /* bad argument (name, ref, value) */
-    ST_ERR_IO = 4,          /* filesystem error */
-    ST_ERR_NOSPACE = 5,     /* ENOSPC / EDQUOT */
-    ST_ERR_DB = 6,          /* SQLite error */
-    ST_ERR_CORRUPT = 7,     /* on-disk state disagrees with itself */
+    ST_ERR_NOT_FOUND = 1, /* model, version, tag, blob, architecture absent */
+    ST_ERR_CONFLICT = 2,  /* exists already; CAS failed; still referenced */
+    ST_ERR_INVALID = 3,   /* bad argument (name, ref, value) */
+    ST_ERR_IO = 4,        /* filesystem error */
+    ST_ERR_NOSPACE = 5,   /* ENOSPC / EDQUOT */
+    ST_ERR_DB = 6,        /* SQLite error */
+    ST_ERR_CORRUPT = 7,   /* on-disk state disagrees with itself */
     ST_ERR_NOMEM = 8
 } st_code;
 
@@ -59,7 +59,7 @@ typedef struct st_error {
 } st_error;
 
 const char *st_strerror(st_code code);
-void st_error_release(st_error *err);    /* frees details; err may be NULL */
+void st_error_release(st_error *err); /* frees details; err may be NULL */
 
 /* [A-Za-z0-9][A-Za-z0-9._-]{0,127} */
 int st_name_valid(const char *name);
@@ -73,8 +73,8 @@ typedef struct st_store st_store;
  * applies pending migrations (each in a transaction, recorded in
  * schema_migrations), and removes stale files in tmp/. */
 st_code st_open(const char *data_dir, st_store **out, st_error *err);
-void st_close(st_store *st);                     /* NULL ok */
-const char *st_data_dir(const st_store *st);     /* borrowed */
+void st_close(st_store *st);                 /* NULL ok */
+const char *st_data_dir(const st_store *st); /* borrowed */
 /* Grows after every write transaction of this process (committed or not):
  * an answer built from a read that began after st_generation returned g is
  * current for as long as st_generation still returns g. */
@@ -95,8 +95,8 @@ st_code st_upload_write(st_upload *up, const void *buf, size_t len, st_error *er
  * joins it): validation runs meanwhile. After this only _path/_fd, _commit
  * and _abort are valid. */
 st_code st_upload_finish(st_upload *up, char digest_hex[65], uint64_t *size, st_error *err);
-const char *st_upload_path(const st_upload *up);   /* borrowed: the temp file */
-int st_upload_fd(const st_upload *up);             /* borrowed: read-only use (pread) */
+const char *st_upload_path(const st_upload *up); /* borrowed: the temp file */
+int st_upload_fd(const st_upload *up);           /* borrowed: read-only use (pread) */
 /* Wait for the fsync, move the temp file into blobs/sha256/xx/<hex> (rename, fsync dir) and
  * record the blob row; an identical blob already stored is reused and the
  * temp file removed. Frees up. */
@@ -126,10 +126,10 @@ st_code st_arch_list(st_store *st, int limit, const char *after, json_t **out, s
 
 typedef struct st_model_new {
     const char *name;
-    const char *architecture;    /* "sha256:…" of a stored architecture, or NULL */
-    const char *description;     /* or NULL */
-    const char *monitor_metric;  /* or NULL */
-    const char *monitor_mode;    /* "min" | "max" | NULL */
+    const char *architecture;   /* "sha256:…" of a stored architecture, or NULL */
+    const char *description;    /* or NULL */
+    const char *monitor_metric; /* or NULL */
+    const char *monitor_mode;   /* "min" | "max" | NULL */
 } st_model_new;
 
 /* CONFLICT when the name exists; NOT_FOUND when the architecture is unknown.
@@ -149,18 +149,18 @@ st_code st_model_delete(st_store *st, const char *name, int force, st_error *err
 
 typedef struct st_version_new {
     const char *model;
-    const char *digest;           /* "sha256:<hex>" or hex; the blob is committed already */
+    const char *digest; /* "sha256:<hex>" or hex; the blob is committed already */
     uint64_t size;
-    const char *format;           /* "keras2-weights" | "keras2-model" | "keras3-weights" */
-    const char *run;              /* or NULL */
+    const char *format; /* "keras2-weights" | "keras2-model" | "keras3-weights" */
+    const char *run;    /* or NULL */
     int has_epoch;
     int64_t epoch;
-    const char *metrics;          /* JSON object text of numbers, or NULL */
-    const char *notes;            /* or NULL */
-    const char *parent;           /* "model@N" or NULL */
-    const char *layers;           /* JSON array text [{"name","digest","params","weights":[…]}] */
-    const char *validation;       /* JSON object text, or NULL */
-    const char *const *tags;      /* tags to point at the new version (not "latest") */
+    const char *metrics;     /* JSON object text of numbers, or NULL */
+    const char *notes;       /* or NULL */
+    const char *parent;      /* "model@N" or NULL */
+    const char *layers;      /* JSON array text [{"name","digest","params","weights":[…]}] */
+    const char *validation;  /* JSON object text, or NULL */
+    const char *const *tags; /* tags to point at the new version (not "latest") */
     size_t ntags;
 } st_version_new;
 
@@ -173,22 +173,26 @@ st_code st_version_create(st_store *st, const st_version_new *v, json_t **out, s
 /* ref: a version number ("3"), a tag, or "latest" (highest live number).
  * {"model","version","digest":"sha256:…","size","format","created_at","run",
  *  "epoch","metrics","notes","parent","tags":[…],"layers":[…],"validation":{…}} */
-st_code st_version_get(st_store *st, const char *model, const char *ref, json_t **out, st_error *err);
+st_code st_version_get(st_store *st, const char *model, const char *ref, json_t **out,
+                       st_error *err);
 
 typedef struct st_version_query {
-    const char *run;              /* or NULL */
-    const char *tag;              /* or NULL */
+    const char *run; /* or NULL */
+    const char *tag; /* or NULL */
     int has_min_epoch, has_max_epoch;
     int64_t min_epoch, max_epoch;
-    const char *order_by;         /* NULL (= by number), "version", "epoch", "created_at", "metrics.<name>" */
-    int descending;               /* default for NULL order_by: descending by number */
-    int limit;                    /* 1..1000 */
-    const char *after;            /* cursor from a previous answer, or NULL */
+    const char
+        *order_by;     /* NULL (= by number), "version", "epoch", "created_at", "metrics.<name>" */
+    int descending;    /* default for NULL order_by: descending by number */
+    int limit;         /* 1..1000 */
+    const char *after; /* cursor from a previous answer, or NULL */
 } st_version_query;
 /* {"items":[version objects without "layers"], "next": cursor|null} */
-st_code st_version_list(st_store *st, const char *model, const st_version_query *q, json_t **out, st_error *err);
+st_code st_version_list(st_store *st, const char *model, const st_version_query *q, json_t **out,
+                        st_error *err);
 /* CONFLICT while a tag points at it unless force (tags then removed, moves recorded). */
-st_code st_version_delete(st_store *st, const char *model, int64_t number, int force, st_error *err);
+st_code st_version_delete(st_store *st, const char *model, int64_t number, int force,
+                          st_error *err);
 
 /* ---- tags --------------------------------------------------------------- */
 
@@ -202,7 +206,8 @@ st_code st_tag_put(st_store *st, const char *model, const char *tag, int64_t ver
 st_code st_tag_list(st_store *st, const char *model, json_t **out, st_error *err);
 st_code st_tag_delete(st_store *st, const char *model, const char *tag, st_error *err);
 /* {"tag","items":[{"from_version","to_version","reason","moved_at"}…]} oldest first */
-st_code st_tag_history(st_store *st, const char *model, const char *tag, json_t **out, st_error *err);
+st_code st_tag_history(st_store *st, const char *model, const char *tag, json_t **out,
+                       st_error *err);
 
 /* ---- maintenance -------------------------------------------------------- */
 
@@ -214,8 +219,8 @@ st_code st_verify(st_store *st, st_problem_cb cb, void *ctx, uint64_t *problems,
 
 /* Remove blobs no version references that are older than grace_seconds
  * (files and rows), stale temp files, and cache/. dry_run reports only. */
-st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds,
-              uint64_t *files, uint64_t *bytes, st_error *err);
+st_code st_gc(st_store *st, int dry_run, int64_t grace_seconds, uint64_t *files, uint64_t *bytes,
+              st_error *err);
 
 /* Blob store totals (for /metrics). */
 st_code st_blob_stats(st_store *st, uint64_t *count, uint64_t *bytes, st_error *err);
@@ -248,9 +253,9 @@ void st_now_rfc3339(char *buf, size_t len);
  * - values (epochs x metrics): 4 Mi doubles = 32 MiB of batch; the default
  *   4 MiB body cannot carry more than ~2M numbers, so this only bites when
  *   --max-json is raised. */
-#define ST_HISTORY_MAX_EPOCHS 1000000
+#define ST_HISTORY_MAX_EPOCHS  1000000
 #define ST_HISTORY_MAX_METRICS 256
-#define ST_HISTORY_MAX_VALUES (4 * 1024 * 1024)
+#define ST_HISTORY_MAX_VALUES  (4 * 1024 * 1024)
 /* Values one st_history_get may answer: ~40 MB of JSON text; a whole run of
  * 100 000 epochs x 10 metrics fits twice. Narrow bigger queries. */
 #define ST_HISTORY_MAX_ANSWER 2000000
@@ -278,19 +283,19 @@ typedef struct st_history_batch {
  * training). *added / *updated count distinct epochs that had no row /
  * some row before. All or nothing: INVALID (details {"epoch": e} or
  * {"metric": name}) stores nothing; NOT_FOUND for an unknown model. */
-st_code st_history_put(st_store *st, const char *model, const st_history_batch *b,
-                       int64_t *added, int64_t *updated, st_error *err);
+st_code st_history_put(st_store *st, const char *model, const st_history_batch *b, int64_t *added,
+                       int64_t *updated, st_error *err);
 
 typedef struct st_history_query {
-    const char *run;                 /* NULL: every run of the model */
-    const char *const *metrics;      /* NULL/0: every metric of each run */
+    const char *run;            /* NULL: every run of the model */
+    const char *const *metrics; /* NULL/0: every metric of each run */
     size_t nmetrics;
     int has_from, has_to;
-    int64_t from_epoch, to_epoch;    /* inclusive */
+    int64_t from_epoch, to_epoch; /* inclusive */
 } st_history_query;
 
 typedef struct st_checkpoint {
-    int64_t epoch;                   /* -1 when the version has no epoch */
+    int64_t epoch; /* -1 when the version has no epoch */
     int64_t version;
 } st_checkpoint;
 
@@ -311,14 +316,14 @@ typedef struct st_history_run {
 
 typedef struct st_history {
     size_t nruns;
-    st_history_run *runs;            /* by run name */
+    st_history_run *runs; /* by run name */
 } st_history;
 
 /* *out is NEW (st_history_free). NOT_FOUND for an unknown model or run;
  * INVALID for bad names, from > to, or an answer over ST_HISTORY_MAX_ANSWER. */
-st_code st_history_get(st_store *st, const char *model, const st_history_query *q,
-                       st_history **out, st_error *err);
-void st_history_free(st_history *h);    /* NULL ok */
+st_code st_history_get(st_store *st, const char *model, const st_history_query *q, st_history **out,
+                       st_error *err);
+void st_history_free(st_history *h); /* NULL ok */
 
 /* {"items":[{"run","created_at","epochs": count,"first_epoch"|null,
  *  "last_epoch"|null,"best":{"<metric>":{"value","epoch","mode"}},
@@ -326,7 +331,7 @@ void st_history_free(st_history *h);    /* NULL ok */
  * by run name; cursor is the last name. best: the lowest value for
  * loss-like metrics, the highest for those containing "acc" (Keras
  * mode='auto', as the model monitor); the earliest epoch on ties. */
-st_code st_run_list(st_store *st, const char *model, int limit, const char *after,
-                    json_t **out, st_error *err);
+st_code st_run_list(st_store *st, const char *model, int limit, const char *after, json_t **out,
+                    st_error *err);
 
 #endif

@@ -41,8 +41,7 @@ static st_code st_mkdir_parents(const char *dir, st_error *err)
     if (st_pathf(path, sizeof path, "%s", dir) != 0)
         return st_fail(err, ST_ERR_INVALID, "data directory path too long");
     for (char *p = path + 1; *p && rc == ST_OK; p++) {
-        if (*p != '/')
-            continue;
+        if (*p != '/') continue;
         *p = '\0';
         rc = st_mkdir(path, err);
         *p = '/';
@@ -63,8 +62,8 @@ static st_code st_conn_open(const char *path, sqlite3 **out, st_error *err)
     sqlite3 *db = NULL;
     st_code rc = ST_OK;
     pthread_once(&once, st_sqlite_config);
-    int src = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                              SQLITE_OPEN_NOMUTEX, NULL);
+    int src = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
         rc = st_db_fail(err, db, src, "open strata.db");
         goto out;
@@ -73,8 +72,7 @@ static st_code st_conn_open(const char *path, sqlite3 **out, st_error *err)
     sqlite3_busy_timeout(db, ST_BUSY_TIMEOUT_MS);
     for (size_t i = 0; i < sizeof st_pragmas / sizeof st_pragmas[0]; i++) {
         rc = st_exec(db, err, st_pragmas[i], NULL);
-        if (rc)
-            goto out;
+        if (rc) goto out;
     }
     st_cache_attach(db);
     *out = db;
@@ -111,8 +109,7 @@ st_code st_wbegin(st_store *st, sqlite3 **db, st_error *err)
 
 st_code st_wend(st_store *st, st_code rc, st_error *err)
 {
-    if (rc == ST_OK)
-        rc = st_exec(st->writer, err, "COMMIT", NULL);
+    if (rc == ST_OK) rc = st_exec(st->writer, err, "COMMIT", NULL);
     if (rc != ST_OK && !sqlite3_get_autocommit(st->writer))
         sqlite3_exec(st->writer, "ROLLBACK", NULL, NULL, NULL);
     atomic_fetch_add_explicit(&st->generation, 1, memory_order_release);
@@ -127,10 +124,8 @@ st_code st_rbegin(st_store *st, sqlite3 **db, st_error *err)
     pthread_mutex_lock(&st->rlock);
     for (;;) {
         for (i = 0; i < ST_NREADERS; i++)
-            if (!st->rbusy[i])
-                break;
-        if (i < ST_NREADERS)
-            break;
+            if (!st->rbusy[i]) break;
+        if (i < ST_NREADERS) break;
         pthread_cond_wait(&st->rcond, &st->rlock);
     }
     st->rbusy[i] = 1;
@@ -153,8 +148,7 @@ void st_rend(st_store *st, sqlite3 *db)
     }
     pthread_mutex_lock(&st->rlock);
     for (int i = 0; i < ST_NREADERS; i++)
-        if (st->readers[i] == db)
-            st->rbusy[i] = 0;
+        if (st->readers[i] == db) st->rbusy[i] = 0;
     pthread_cond_signal(&st->rcond);
     pthread_mutex_unlock(&st->rlock);
 }
@@ -167,10 +161,11 @@ static st_code st_migrate(st_store *st, st_error *err)
     st_code rc;
     char now[32];
 
-    rc = st_exec(st->writer, err, "CREATE TABLE IF NOT EXISTS schema_migrations("
-                 "name TEXT PRIMARY KEY, applied_at TEXT)", NULL);
-    if (rc)
-        return rc;
+    rc = st_exec(st->writer, err,
+                 "CREATE TABLE IF NOT EXISTS schema_migrations("
+                 "name TEXT PRIMARY KEY, applied_at TEXT)",
+                 NULL);
+    if (rc) return rc;
     st->total = (int)st_nmigrations;
     for (size_t i = 0; i < st_nmigrations; i++) {
         const struct st_migration *m = &st_migrations[i];
@@ -182,10 +177,9 @@ static st_code st_migrate(st_store *st, st_error *err)
         /* Checked inside the transaction: two processes opening a fresh
          * directory at once must not both apply it. */
         rc = st_wbegin(st, &db, err);
-        if (rc)
-            return rc;
-        rc = st_query_i64(db, err, &one, &found,
-                          "SELECT 1 FROM schema_migrations WHERE name = ?", "t", m->name);
+        if (rc) return rc;
+        rc = st_query_i64(db, err, &one, &found, "SELECT 1 FROM schema_migrations WHERE name = ?",
+                          "t", m->name);
         if (rc == ST_OK && !found) {
             src = sqlite3_exec(db, m->sql, NULL, NULL, &emsg);
             if (src != SQLITE_OK)
@@ -194,14 +188,13 @@ static st_code st_migrate(st_store *st, st_error *err)
             sqlite3_free(emsg);
             st_now_rfc3339(now, sizeof now);
             if (rc == ST_OK)
-                rc = st_exec(db, err, "INSERT INTO schema_migrations(name, applied_at) VALUES (?, ?)",
-                             "tt", m->name, now);
+                rc = st_exec(db, err,
+                             "INSERT INTO schema_migrations(name, applied_at) VALUES (?, ?)", "tt",
+                             m->name, now);
         }
         rc = st_wend(st, rc, err);
-        if (rc)
-            return rc;
-        if (!found)
-            st->applied_now++;
+        if (rc) return rc;
+        if (!found) st->applied_now++;
     }
     return ST_OK;
 }
@@ -220,33 +213,27 @@ int st_tmp_sweep(st_store *st, int dry_run, uint64_t *files, uint64_t *bytes)
 
     snprintf(dir, sizeof dir, "%s/tmp", st->dir);
     d = opendir(dir);
-    if (!d)
-        return -1;
+    if (!d) return -1;
     while ((e = readdir(d)) != NULL) {
         struct stat sb;
         int fd, n;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (n < 0 || (size_t)n >= sizeof path)
-            continue;
+        if (n < 0 || (size_t)n >= sizeof path) continue;
         fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         if (fd >= 0) {
             if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || flock(fd, LOCK_EX | LOCK_NB) != 0) {
                 close(fd);
-                continue;       /* in flight, or not ours to judge */
+                continue; /* in flight, or not ours to judge */
             }
         } else if (lstat(path, &sb) != 0 || S_ISDIR(sb.st_mode)) {
             continue;
         }
         if (dry_run || unlink(path) == 0) {
-            if (files)
-                (*files)++;
-            if (bytes)
-                *bytes += (uint64_t)sb.st_size;
+            if (files) (*files)++;
+            if (bytes) *bytes += (uint64_t)sb.st_size;
         }
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
     }
     closedir(d);
     return 0;
@@ -254,7 +241,7 @@ int st_tmp_sweep(st_store *st, int dry_run, uint64_t *files, uint64_t *bytes)
 
 /* ---- open / close ------------------------------------------------------- */
 
-static const char *const st_subdirs[] = { "", "/blobs", "/blobs/sha256", "/tmp", "/cache" };
+static const char *const st_subdirs[] = {"", "/blobs", "/blobs/sha256", "/tmp", "/cache"};
 
 st_code st_open(const char *data_dir, st_store **out, st_error *err)
 {
@@ -277,13 +264,11 @@ st_code st_open(const char *data_dir, st_store **out, st_error *err)
     pthread_cond_init(&st->rcond, NULL);
 
     rc = st_mkdir_parents(data_dir, err);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     for (size_t i = 0; i < sizeof st_subdirs / sizeof st_subdirs[0]; i++) {
         snprintf(path, sizeof path, "%s%s", data_dir, st_subdirs[i]);
         rc = st_mkdir(path, err);
-        if (rc)
-            goto out;
+        if (rc) goto out;
     }
     n = snprintf(path, sizeof path, "%s/strata.db", data_dir);
     if (n < 0 || (size_t)n >= sizeof path) {
@@ -291,15 +276,12 @@ st_code st_open(const char *data_dir, st_store **out, st_error *err)
         goto out;
     }
     rc = st_conn_open(path, &st->writer, err);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     rc = st_migrate(st, err);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     for (int i = 0; i < ST_NREADERS; i++) {
         rc = st_conn_open(path, &st->readers[i], err);
-        if (rc)
-            goto out;
+        if (rc) goto out;
     }
     st_tmp_sweep(st, 0, NULL, NULL);
     *out = st;
@@ -311,14 +293,12 @@ out:
 
 void st_close(st_store *st)
 {
-    if (!st)
-        return;
+    if (!st) return;
     for (int i = 0; i < ST_NREADERS; i++) {
         st_cache_detach(st->readers[i]);
         sqlite3_close(st->readers[i]);
     }
-    if (st->writer)
-        sqlite3_exec(st->writer, "PRAGMA optimize", NULL, NULL, NULL);
+    if (st->writer) sqlite3_exec(st->writer, "PRAGMA optimize", NULL, NULL, NULL);
     st_cache_detach(st->writer);
     sqlite3_close(st->writer);
     pthread_cond_destroy(&st->rcond);
@@ -340,8 +320,6 @@ const char *st_data_dir(const st_store *st)
 
 void st_migration_counts(const st_store *st, int *applied_now, int *total)
 {
-    if (applied_now)
-        *applied_now = st ? st->applied_now : 0;
-    if (total)
-        *total = st ? st->total : 0;
+    if (applied_now) *applied_now = st ? st->applied_now : 0;
+    if (total) *total = st ? st->total : 0;
 }

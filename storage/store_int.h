@@ -23,19 +23,19 @@
 #define ST_PATH_MAX 4096
 /* Default and maximum page size of lists (api.md: default 100, max 1000). */
 #define ST_LIST_DEFAULT 100
-#define ST_LIST_MAX 1000
+#define ST_LIST_MAX     1000
 
 struct st_store {
-    char *dir;                         /* data directory, as given */
-    sqlite3 *writer;                   /* the one writer, under wlock */
+    char *dir;       /* data directory, as given */
+    sqlite3 *writer; /* the one writer, under wlock */
     pthread_mutex_t wlock;
     sqlite3 *readers[ST_NREADERS];
-    int rbusy[ST_NREADERS];            /* 1 while lent out, under rlock */
+    int rbusy[ST_NREADERS]; /* 1 while lent out, under rlock */
     pthread_mutex_t rlock;
     pthread_cond_t rcond;
     int applied_now;
     int total;
-    atomic_ullong generation;          /* + 1 after each committed write */
+    atomic_ullong generation; /* + 1 after each committed write */
 };
 
 /* ---- errors (util.c) ---------------------------------------------------- */
@@ -52,8 +52,8 @@ st_code st_io_fail(st_error *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- small checks (util.c) ---------------------------------------------- */
-int st_hex64_valid(const char *s);            /* 64 lowercase hex chars */
-const char *st_strip_sha256(const char *s);   /* skips a "sha256:" prefix */
+int st_hex64_valid(const char *s);          /* 64 lowercase hex chars */
+const char *st_strip_sha256(const char *s); /* skips a "sha256:" prefix */
 int st_all_digits(const char *s);
 /* Parse a positive decimal int64 (all digits, no overflow). */
 int st_parse_i64(const char *s, int64_t *out);
@@ -71,8 +71,8 @@ st_code st_check_limit(int limit, int *out, st_error *err);
  *   t  const char * (NULL binds NULL)     i  int64_t
  *   d  double                             p  const int64_t * (NULL binds NULL)
  *   n  binds NULL, takes no argument                                       */
-st_code st_prepare(sqlite3 *db, sqlite3_stmt **out, st_error *err, const char *sql,
-                   const char *fmt, ...);
+st_code st_prepare(sqlite3 *db, sqlite3_stmt **out, st_error *err, const char *sql, const char *fmt,
+                   ...);
 /* Give back a statement from st_prepare (NULL is fine): a cached one is
  * reset and kept, any other finalized. Never sqlite3_finalize one. */
 void st_finish(sqlite3_stmt *s);
@@ -84,11 +84,11 @@ int st_step(sqlite3_stmt *s);
 /* Run a statement to completion (no rows expected). */
 st_code st_exec(sqlite3 *db, st_error *err, const char *sql, const char *fmt, ...);
 /* First column of the first row as int64; *found = 0 when no row (or NULL). */
-st_code st_query_i64(sqlite3 *db, st_error *err, int64_t *out, int *found,
-                     const char *sql, const char *fmt, ...);
+st_code st_query_i64(sqlite3 *db, st_error *err, int64_t *out, int *found, const char *sql,
+                     const char *fmt, ...);
 /* Column text as a NEW json string, or json null for SQL NULL. */
 json_t *st_col_str(sqlite3_stmt *s, int col);
-json_t *st_col_int(sqlite3_stmt *s, int col);   /* integer or null */
+json_t *st_col_int(sqlite3_stmt *s, int col); /* integer or null */
 
 /* versions.c: the SQL st_version_list runs for q (narrow: the epoch-range
  * form); 0, or -1 when it does not fit in size. Tests and the bench print
@@ -120,11 +120,11 @@ st_code st_model_lookup(sqlite3 *db, const char *name, int64_t *id, st_error *er
 /* models.c: the model object of api.md. */
 st_code st_model_json(sqlite3 *db, int64_t model_id, json_t **out, st_error *err);
 /* versions.c: the version object; with_layers adds "layers". */
-st_code st_version_json(sqlite3 *db, const char *model, int64_t version_id,
-                        int with_layers, json_t **out, st_error *err);
+st_code st_version_json(sqlite3 *db, const char *model, int64_t version_id, int with_layers,
+                        json_t **out, st_error *err);
 /* refs.c: version row id of (model, number); NOT_FOUND names both. */
-st_code st_version_by_number(sqlite3 *db, const char *model, int64_t model_id,
-                             int64_t number, int64_t *version_id, st_error *err);
+st_code st_version_by_number(sqlite3 *db, const char *model, int64_t model_id, int64_t number,
+                             int64_t *version_id, st_error *err);
 /* refs.c: ref → model and version row ids: digits = number, "latest" =
  * highest, else a tag. */
 st_code st_resolve(sqlite3 *db, const char *model, const char *ref, int64_t *model_id,

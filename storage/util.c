@@ -37,8 +37,7 @@ const char *st_strerror(st_code code)
 
 void st_error_release(st_error *err)
 {
-    if (!err)
-        return;
+    if (!err) return;
     json_decref(err->details);
     err->details = NULL;
 }
@@ -74,21 +73,20 @@ st_code st_fail_details(st_error *err, st_code code, json_t *details, const char
 }
 
 /* SQLite primary result codes that mean something more precise than DB. */
-static const struct { int rc; st_code code; } st_db_codes[] = {
-    { SQLITE_FULL, ST_ERR_NOSPACE },
-    { SQLITE_NOMEM, ST_ERR_NOMEM },
-    { SQLITE_CORRUPT, ST_ERR_CORRUPT },
-    { SQLITE_NOTADB, ST_ERR_CORRUPT },
-    { SQLITE_IOERR, ST_ERR_IO },
-    { SQLITE_CONSTRAINT, ST_ERR_CONFLICT },
+static const struct {
+    int rc;
+    st_code code;
+} st_db_codes[] = {
+    {SQLITE_FULL, ST_ERR_NOSPACE},    {SQLITE_NOMEM, ST_ERR_NOMEM},
+    {SQLITE_CORRUPT, ST_ERR_CORRUPT}, {SQLITE_NOTADB, ST_ERR_CORRUPT},
+    {SQLITE_IOERR, ST_ERR_IO},        {SQLITE_CONSTRAINT, ST_ERR_CONFLICT},
 };
 
 st_code st_db_fail(st_error *err, sqlite3 *db, int rc, const char *what)
 {
     st_code code = ST_ERR_DB;
     for (size_t i = 0; i < sizeof st_db_codes / sizeof st_db_codes[0]; i++)
-        if ((rc & 0xff) == st_db_codes[i].rc)
-            code = st_db_codes[i].code;
+        if ((rc & 0xff) == st_db_codes[i].rc) code = st_db_codes[i].code;
     return st_fail(err, code, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
@@ -97,10 +95,8 @@ st_code st_io_fail(st_error *err, int errnum, const char *fmt, ...)
     char what[400];
     va_list ap;
     st_code code = ST_ERR_IO;
-    if (errnum == ENOSPC || errnum == EDQUOT)
-        code = ST_ERR_NOSPACE;
-    else if (errnum == ENOMEM)
-        code = ST_ERR_NOMEM;
+    if (errnum == ENOSPC || errnum == EDQUOT) code = ST_ERR_NOSPACE;
+    else if (errnum == ENOMEM) code = ST_ERR_NOMEM;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
@@ -111,29 +107,24 @@ st_code st_io_fail(st_error *err, int errnum, const char *fmt, ...)
 
 static int st_name_char(char c, int first)
 {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-        return 1;
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return 1;
     return !first && (c == '.' || c == '_' || c == '-');
 }
 
 int st_name_valid(const char *name)
 {
     size_t i;
-    if (!name || !name[0])
-        return 0;
+    if (!name || !name[0]) return 0;
     for (i = 0; name[i]; i++)
-        if (i >= 128 || !st_name_char(name[i], i == 0))
-            return 0;
+        if (i >= 128 || !st_name_char(name[i], i == 0)) return 0;
     return 1;
 }
 
 int st_all_digits(const char *s)
 {
-    if (!s || !*s)
-        return 0;
+    if (!s || !*s) return 0;
     for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return 0;
+        if (*s < '0' || *s > '9') return 0;
     return 1;
 }
 
@@ -145,12 +136,10 @@ int st_tag_name_valid(const char *name)
 int st_parse_i64(const char *s, int64_t *out)
 {
     int64_t v = 0;
-    if (!st_all_digits(s))
-        return 0;
+    if (!st_all_digits(s)) return 0;
     for (; *s; s++) {
         int d = *s - '0';
-        if (v > (INT64_MAX - d) / 10)
-            return 0;
+        if (v > (INT64_MAX - d) / 10) return 0;
         v = v * 10 + d;
     }
     *out = v;
@@ -160,18 +149,15 @@ int st_parse_i64(const char *s, int64_t *out)
 int st_hex64_valid(const char *s)
 {
     size_t i;
-    if (!s)
-        return 0;
+    if (!s) return 0;
     for (i = 0; i < 64; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
     return s[64] == '\0';
 }
 
 const char *st_strip_sha256(const char *s)
 {
-    if (s && strncmp(s, "sha256:", 7) == 0)
-        return s + 7;
+    if (s && strncmp(s, "sha256:", 7) == 0) return s + 7;
     return s;
 }
 
@@ -188,8 +174,7 @@ int st_pathf(char *buf, size_t len, const char *fmt, ...)
 int st_blob_path(const st_store *st, const char *hex, char *buf, size_t len)
 {
     int n;
-    if (!st_hex64_valid(hex))
-        return -1;
+    if (!st_hex64_valid(hex)) return -1;
     n = snprintf(buf, len, "%s/blobs/sha256/%.2s/%s", st->dir, hex, hex);
     return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
@@ -199,8 +184,7 @@ void st_time_rfc3339(int64_t t, char *buf, size_t len)
     struct tm tm;
     time_t tt = (time_t)t;
     if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
-        if (len)
-            buf[0] = '\0';
+        if (len) buf[0] = '\0';
     }
 }
 
@@ -211,8 +195,7 @@ void st_now_rfc3339(char *buf, size_t len)
 
 st_code st_check_limit(int limit, int *out, st_error *err)
 {
-    if (limit == 0)
-        limit = ST_LIST_DEFAULT;
+    if (limit == 0) limit = ST_LIST_DEFAULT;
     if (limit < 1 || limit > ST_LIST_MAX)
         return st_fail(err, ST_ERR_INVALID, "limit %d: expected 1..%d", limit, ST_LIST_MAX);
     *out = limit;
@@ -231,20 +214,14 @@ static int st_bindv(sqlite3_stmt *s, const char *fmt, va_list ap)
             rc = v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
             break;
         }
-        case 'i':
-            rc = sqlite3_bind_int64(s, i, va_arg(ap, int64_t));
-            break;
-        case 'd':
-            rc = sqlite3_bind_double(s, i, va_arg(ap, double));
-            break;
+        case 'i': rc = sqlite3_bind_int64(s, i, va_arg(ap, int64_t)); break;
+        case 'd': rc = sqlite3_bind_double(s, i, va_arg(ap, double)); break;
         case 'p': {
             const int64_t *v = va_arg(ap, const int64_t *);
             rc = v ? sqlite3_bind_int64(s, i, *v) : sqlite3_bind_null(s, i);
             break;
         }
-        default:
-            rc = sqlite3_bind_null(s, i);
-            break;
+        default: rc = sqlite3_bind_null(s, i); break;
         }
     }
     return rc;
@@ -271,7 +248,7 @@ typedef struct st_cached {
 typedef struct st_cache {
     _Atomic(sqlite3 *) db;
     int n;
-    unsigned next;                 /* where the next replacement looks first */
+    unsigned next; /* where the next replacement looks first */
     st_cached e[ST_STMT_CACHE];
 } st_cache;
 
@@ -281,8 +258,7 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static st_cache *cache_of(sqlite3 *db)
 {
     for (int i = 0; i < ST_CACHED_DBS; i++)
-        if (atomic_load_explicit(&caches[i].db, memory_order_acquire) == db)
-            return &caches[i];
+        if (atomic_load_explicit(&caches[i].db, memory_order_acquire) == db) return &caches[i];
     return NULL;
 }
 
@@ -296,7 +272,7 @@ void st_cache_attach(sqlite3 *db)
             break;
         }
     }
-    pthread_mutex_unlock(&cache_lock);   /* table full: this connection prepares each time */
+    pthread_mutex_unlock(&cache_lock); /* table full: this connection prepares each time */
 }
 
 void st_cache_detach(sqlite3 *db)
@@ -304,8 +280,7 @@ void st_cache_detach(sqlite3 *db)
     pthread_mutex_lock(&cache_lock);
     st_cache *c = db ? cache_of(db) : NULL;
     if (c) {
-        for (int i = 0; i < c->n; i++)
-            sqlite3_finalize(c->e[i].s);
+        for (int i = 0; i < c->n; i++) sqlite3_finalize(c->e[i].s);
         c->n = 0;
         atomic_store_explicit(&c->db, NULL, memory_order_release);
     }
@@ -314,7 +289,7 @@ void st_cache_detach(sqlite3 *db)
 
 static uint64_t sql_hash(const char *sql)
 {
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
         h = (h ^ *p) * 1099511628211ull;
     return h;
@@ -322,8 +297,7 @@ static uint64_t sql_hash(const char *sql)
 
 void st_finish(sqlite3_stmt *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     st_cache *c = cache_of(sqlite3_db_handle(s));
     for (int i = 0; c && i < c->n; i++) {
         if (c->e[i].s == s) {
@@ -349,13 +323,12 @@ static int prepare_cached(sqlite3 *db, const char *sql, sqlite3_stmt **out)
         }
     }
     int rc = sqlite3_prepare_v3(db, sql, -1, c ? SQLITE_PREPARE_PERSISTENT : 0, out, NULL);
-    if (rc != SQLITE_OK || !*out || !c)
-        return rc;
+    if (rc != SQLITE_OK || !*out || !c) return rc;
     if (c->n < ST_STMT_CACHE) {
         c->e[c->n++] = (st_cached){*out, h, 1};
         return rc;
     }
-    for (int k = 0; k < ST_STMT_CACHE; k++) {      /* full: replace an idle one, in turn */
+    for (int k = 0; k < ST_STMT_CACHE; k++) { /* full: replace an idle one, in turn */
         st_cached *e = &c->e[c->next++ % ST_STMT_CACHE];
         if (!e->busy) {
             sqlite3_finalize(e->s);
@@ -375,8 +348,7 @@ static st_code st_preparev(sqlite3 *db, sqlite3_stmt **out, st_error *err, const
         usleep(10000);
         rc = prepare_cached(db, sql, &s);
     }
-    if (rc != SQLITE_OK)
-        return st_db_fail(err, db, rc, "prepare");
+    if (rc != SQLITE_OK) return st_db_fail(err, db, rc, "prepare");
     rc = st_bindv(s, fmt, ap);
     if (rc != SQLITE_OK) {
         st_code code = st_db_fail(err, db, rc, "bind");
@@ -387,8 +359,8 @@ static st_code st_preparev(sqlite3 *db, sqlite3_stmt **out, st_error *err, const
     return ST_OK;
 }
 
-st_code st_prepare(sqlite3 *db, sqlite3_stmt **out, st_error *err, const char *sql,
-                   const char *fmt, ...)
+st_code st_prepare(sqlite3 *db, sqlite3_stmt **out, st_error *err, const char *sql, const char *fmt,
+                   ...)
 {
     va_list ap;
     st_code rc;
@@ -405,7 +377,8 @@ int st_step(sqlite3_stmt *s)
      * another process holding a lock unusually long. Retrying is safe: our
      * writes run inside BEGIN IMMEDIATE (no BUSY after it), so only BEGIN,
      * COMMIT and a read transaction's first step can get here. */
-    for (int tries = 0; (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && tries < ST_BUSY_RETRIES; tries++) {
+    for (int tries = 0; (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && tries < ST_BUSY_RETRIES;
+         tries++) {
         sqlite3_reset(s);
         usleep(20000);
         rc = sqlite3_step(s);
@@ -422,18 +395,16 @@ st_code st_exec(sqlite3 *db, st_error *err, const char *sql, const char *fmt, ..
     va_start(ap, fmt);
     rc = st_preparev(db, &s, err, sql, fmt, ap);
     va_end(ap);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     while ((src = st_step(s)) == SQLITE_ROW)
         ;
-    if (src != SQLITE_DONE)
-        rc = st_db_fail(err, db, src, "write");
+    if (src != SQLITE_DONE) rc = st_db_fail(err, db, src, "write");
     st_finish(s);
     return rc;
 }
 
-st_code st_query_i64(sqlite3 *db, st_error *err, int64_t *out, int *found,
-                     const char *sql, const char *fmt, ...)
+st_code st_query_i64(sqlite3 *db, st_error *err, int64_t *out, int *found, const char *sql,
+                     const char *fmt, ...)
 {
     sqlite3_stmt *s = NULL;
     va_list ap;
@@ -442,8 +413,7 @@ st_code st_query_i64(sqlite3 *db, st_error *err, int64_t *out, int *found,
     va_start(ap, fmt);
     rc = st_preparev(db, &s, err, sql, fmt, ap);
     va_end(ap);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     *found = 0;
     src = st_step(s);
     if (src == SQLITE_ROW) {
@@ -460,14 +430,12 @@ st_code st_query_i64(sqlite3 *db, st_error *err, int64_t *out, int *found,
 
 json_t *st_col_str(sqlite3_stmt *s, int col)
 {
-    if (sqlite3_column_type(s, col) == SQLITE_NULL)
-        return json_null();
+    if (sqlite3_column_type(s, col) == SQLITE_NULL) return json_null();
     return json_string((const char *)sqlite3_column_text(s, col));
 }
 
 json_t *st_col_int(sqlite3_stmt *s, int col)
 {
-    if (sqlite3_column_type(s, col) == SQLITE_NULL)
-        return json_null();
+    if (sqlite3_column_type(s, col) == SQLITE_NULL) return json_null();
     return json_integer(sqlite3_column_int64(s, col));
 }

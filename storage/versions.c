@@ -11,29 +11,30 @@
 
 #include "store_int.h"
 
-static const char *const st_formats[] = { "keras2-weights", "keras2-model", "keras3-weights",
-                                        "keras3-archive" };
+static const char *const st_formats[] = {"keras2-weights", "keras2-model", "keras3-weights",
+                                         "keras3-archive"};
 
 /* order_by values and the SQL key each sorts on ("metrics.X" is apart). */
-static const struct { const char *name; const char *key; } st_orders[] = {
-    { "version", "v.number" },
-    { "epoch", "v.epoch" },
-    { "created_at", "v.created_at" },
+static const struct {
+    const char *name;
+    const char *key;
+} st_orders[] = {
+    {"version", "v.number"},
+    {"epoch", "v.epoch"},
+    {"created_at", "v.created_at"},
 };
 
 /* Stored JSON text → value, or null for SQL NULL; NULL when it does not parse. */
 static json_t *st_col_json(sqlite3_stmt *s, int col)
 {
     json_error_t jerr;
-    if (sqlite3_column_type(s, col) == SQLITE_NULL)
-        return json_null();
+    if (sqlite3_column_type(s, col) == SQLITE_NULL) return json_null();
     return json_loads((const char *)sqlite3_column_text(s, col), JSON_DECODE_ANY, &jerr);
 }
 
 static json_t *st_sha_json(sqlite3_stmt *s, int col)
 {
-    if (sqlite3_column_type(s, col) == SQLITE_NULL)
-        return json_null();
+    if (sqlite3_column_type(s, col) == SQLITE_NULL) return json_null();
     return json_sprintf("sha256:%s", (const char *)sqlite3_column_text(s, col));
 }
 
@@ -44,8 +45,10 @@ static st_code st_layers_json(sqlite3 *db, int64_t version_id, json_t *o, st_err
     st_code rc;
     int src;
 
-    rc = st_prepare(db, &s, err, "SELECT name, digest, params, weights FROM version_layers "
-                    "WHERE version_id = ? ORDER BY position", "i", version_id);
+    rc = st_prepare(db, &s, err,
+                    "SELECT name, digest, params, weights FROM version_layers "
+                    "WHERE version_id = ? ORDER BY position",
+                    "i", version_id);
     while (rc == ST_OK && (src = st_step(s)) == SQLITE_ROW) {
         json_t *w = st_col_json(s, 3);
         if (!w) {
@@ -54,21 +57,18 @@ static st_code st_layers_json(sqlite3 *db, int64_t version_id, json_t *o, st_err
             break;
         }
         json_array_append_new(arr, json_pack("{s:o,s:o,s:I,s:o}", "name", st_col_str(s, 0),
-                                             "digest", st_sha_json(s, 1),
-                                             "params", (json_int_t)sqlite3_column_int64(s, 2),
-                                             "weights", w));
+                                             "digest", st_sha_json(s, 1), "params",
+                                             (json_int_t)sqlite3_column_int64(s, 2), "weights", w));
     }
-    if (rc == ST_OK && src != SQLITE_DONE)
-        rc = st_db_fail(err, db, src, "layers");
-    if (rc == ST_OK)
-        json_object_set(o, "layers", arr);
+    if (rc == ST_OK && src != SQLITE_DONE) rc = st_db_fail(err, db, src, "layers");
+    if (rc == ST_OK) json_object_set(o, "layers", arr);
     json_decref(arr);
     st_finish(s);
     return rc;
 }
 
-st_code st_version_json(sqlite3 *db, const char *model, int64_t version_id,
-                        int with_layers, json_t **out, st_error *err)
+st_code st_version_json(sqlite3 *db, const char *model, int64_t version_id, int with_layers,
+                        json_t **out, st_error *err)
 {
     sqlite3_stmt *s = NULL;
     json_t *o = NULL, *tags = NULL, *metrics = NULL, *validation = NULL;
@@ -76,15 +76,17 @@ st_code st_version_json(sqlite3 *db, const char *model, int64_t version_id,
     int64_t number, model_id;
     int src;
 
-    rc = st_prepare(db, &s, err, "SELECT number, digest, size, format, created_at, run, epoch, "
+    rc = st_prepare(db, &s, err,
+                    "SELECT number, digest, size, format, created_at, run, epoch, "
                     "metrics, notes, parent, validation, model_id FROM versions WHERE id = ?",
                     "i", version_id);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     src = st_step(s);
     if (src != SQLITE_ROW) {
-        rc = src == SQLITE_DONE ? st_fail(err, ST_ERR_NOT_FOUND, "model '%s': version #%lld "
-                                          "not found", model, (long long)version_id)
+        rc = src == SQLITE_DONE ? st_fail(err, ST_ERR_NOT_FOUND,
+                                          "model '%s': version #%lld "
+                                          "not found",
+                                          model, (long long)version_id)
                                 : st_db_fail(err, db, src, "version");
         goto out;
     }
@@ -117,13 +119,14 @@ st_code st_version_json(sqlite3 *db, const char *model, int64_t version_id,
     st_finish(s);
     s = NULL;
 
-    rc = st_prepare(db, &s, err, "SELECT name FROM tags WHERE version_id = ? UNION ALL "
-                    "SELECT 'latest' WHERE ? = (SELECT max(number) FROM versions WHERE model_id = ?) "
-                    "ORDER BY 1", "iii", version_id, number, model_id);
-    if (rc)
-        goto out;
-    while ((src = st_step(s)) == SQLITE_ROW)
-        json_array_append_new(tags, st_col_str(s, 0));
+    rc = st_prepare(
+        db, &s, err,
+        "SELECT name FROM tags WHERE version_id = ? UNION ALL "
+        "SELECT 'latest' WHERE ? = (SELECT max(number) FROM versions WHERE model_id = ?) "
+        "ORDER BY 1",
+        "iii", version_id, number, model_id);
+    if (rc) goto out;
+    while ((src = st_step(s)) == SQLITE_ROW) json_array_append_new(tags, st_col_str(s, 0));
     if (src != SQLITE_DONE) {
         rc = st_db_fail(err, db, src, "tags");
         goto out;
@@ -131,8 +134,7 @@ st_code st_version_json(sqlite3 *db, const char *model, int64_t version_id,
     json_object_set(o, "tags", tags);
     if (with_layers) {
         rc = st_layers_json(db, version_id, o, err);
-        if (rc)
-            goto out;
+        if (rc) goto out;
     }
     json_object_set(o, "validation", validation);
     *out = o;
@@ -150,11 +152,11 @@ out:
 
 /* Checked, parsed inputs of st_version_create. */
 struct st_vin {
-    const char *digest;           /* hex, no prefix */
-    json_t *metrics;              /* object of numbers, or NULL */
-    char *metrics_text;           /* its compact text */
-    json_t *layers;               /* array */
-    json_t *validation;           /* object or NULL */
+    const char *digest; /* hex, no prefix */
+    json_t *metrics;    /* object of numbers, or NULL */
+    char *metrics_text; /* its compact text */
+    json_t *layers;     /* array */
+    json_t *validation; /* object or NULL */
     char *validation_text;
 };
 
@@ -172,11 +174,9 @@ static int st_parent_valid(const char *p)
     const char *at = strrchr(p, '@');
     char name[129];
     size_t n;
-    if (!at || !st_all_digits(at + 1))
-        return 0;
+    if (!at || !st_all_digits(at + 1)) return 0;
     n = (size_t)(at - p);
-    if (n == 0 || n >= sizeof name)
-        return 0;
+    if (n == 0 || n >= sizeof name) return 0;
     memcpy(name, p, n);
     name[n] = '\0';
     return st_name_valid(name);
@@ -188,15 +188,17 @@ static st_code st_layers_check(json_t *layers, st_error *err)
     json_t *l;
     if (!json_is_array(layers))
         return st_fail(err, ST_ERR_INVALID, "layers: expected a JSON array");
-    json_array_foreach(layers, i, l) {
+    json_array_foreach (layers, i, l) {
         json_t *name = json_object_get(l, "name"), *dg = json_object_get(l, "digest");
         json_t *params = json_object_get(l, "params"), *w = json_object_get(l, "weights");
         if (!json_is_object(l) || !json_is_string(name))
             return st_fail(err, ST_ERR_INVALID, "layers[%zu]: expected an object with a name", i);
         if (dg && !json_is_null(dg) &&
             !(json_is_string(dg) && st_hex64_valid(st_strip_sha256(json_string_value(dg)))))
-            return st_fail(err, ST_ERR_INVALID, "layer '%.128s': digest must be sha256:<64 hex> "
-                           "or null", json_string_value(name));
+            return st_fail(err, ST_ERR_INVALID,
+                           "layer '%.128s': digest must be sha256:<64 hex> "
+                           "or null",
+                           json_string_value(name));
         if (params && !(json_is_integer(params) && json_integer_value(params) >= 0))
             return st_fail(err, ST_ERR_INVALID, "layer '%.128s': params must be a count",
                            json_string_value(name));
@@ -225,8 +227,10 @@ static st_code st_vin_check(const st_version_new *v, struct st_vin *in, st_error
     for (i = 0; v->format && i < sizeof st_formats / sizeof st_formats[0]; i++)
         fmt_ok |= strcmp(v->format, st_formats[i]) == 0;
     if (!fmt_ok)
-        return st_fail(err, ST_ERR_INVALID, "format '%.40s': expected keras2-weights, keras2-model, "
-                       "keras3-weights or keras3-archive", v->format ? v->format : "(null)");
+        return st_fail(err, ST_ERR_INVALID,
+                       "format '%.40s': expected keras2-weights, keras2-model, "
+                       "keras3-weights or keras3-archive",
+                       v->format ? v->format : "(null)");
     if (v->run && !st_name_valid(v->run))
         return st_fail(err, ST_ERR_INVALID, "run name '%.140s' is not valid", v->run);
     if (v->has_epoch && v->epoch < 0)
@@ -235,37 +239,35 @@ static st_code st_vin_check(const st_version_new *v, struct st_vin *in, st_error
         return st_fail(err, ST_ERR_INVALID, "parent '%.140s': expected model@N", v->parent);
     for (i = 0; i < v->ntags; i++) {
         if (!v->tags || !st_tag_name_valid(v->tags[i]))
-            return st_fail(err, ST_ERR_INVALID, "tag '%.140s' is not valid (names are "
+            return st_fail(err, ST_ERR_INVALID,
+                           "tag '%.140s' is not valid (names are "
                            "[A-Za-z0-9][A-Za-z0-9._-]*, never all digits)",
                            v->tags && v->tags[i] ? v->tags[i] : "(null)");
         if (strcmp(v->tags[i], "latest") == 0)
-            return st_fail(err, ST_ERR_INVALID, "tag 'latest' is reserved (it always names the "
+            return st_fail(err, ST_ERR_INVALID,
+                           "tag 'latest' is reserved (it always names the "
                            "highest version)");
     }
     if (v->metrics) {
         in->metrics = json_loads(v->metrics, JSON_REJECT_DUPLICATES, &jerr);
         if (!json_is_object(in->metrics))
             return st_fail(err, ST_ERR_INVALID, "metrics: expected a JSON object of numbers");
-        json_object_foreach(in->metrics, key, val) {
+        json_object_foreach (in->metrics, key, val) {
             if (!json_is_number(val) || !*key)
                 return st_fail(err, ST_ERR_INVALID, "metric '%.128s': expected a number", key);
         }
         in->metrics_text = json_dumps(in->metrics, JSON_COMPACT);
-        if (!in->metrics_text)
-            return st_fail(err, ST_ERR_NOMEM, "out of memory");
+        if (!in->metrics_text) return st_fail(err, ST_ERR_NOMEM, "out of memory");
     }
     in->layers = v->layers ? json_loads(v->layers, 0, &jerr) : json_array();
-    if (!in->layers)
-        return st_fail(err, ST_ERR_INVALID, "layers: not JSON: %s", jerr.text);
-    if (st_layers_check(in->layers, err) != ST_OK)
-        return ST_ERR_INVALID;
+    if (!in->layers) return st_fail(err, ST_ERR_INVALID, "layers: not JSON: %s", jerr.text);
+    if (st_layers_check(in->layers, err) != ST_OK) return ST_ERR_INVALID;
     if (v->validation) {
         in->validation = json_loads(v->validation, 0, &jerr);
         if (!json_is_object(in->validation))
             return st_fail(err, ST_ERR_INVALID, "validation: expected a JSON object");
         in->validation_text = json_dumps(in->validation, JSON_COMPACT);
-        if (!in->validation_text)
-            return st_fail(err, ST_ERR_NOMEM, "out of memory");
+        if (!in->validation_text) return st_fail(err, ST_ERR_NOMEM, "out of memory");
     }
     return ST_OK;
 }
@@ -275,20 +277,19 @@ static st_code st_insert_layers(sqlite3 *db, int64_t vid, json_t *layers, st_err
     size_t i;
     json_t *l;
     st_code rc = ST_OK;
-    json_array_foreach(layers, i, l) {
+    json_array_foreach (layers, i, l) {
         json_t *w = json_object_get(l, "weights");
         json_t *dg = json_object_get(l, "digest");
         char *wt = w ? json_dumps(w, JSON_COMPACT) : strdup("[]");
-        if (!wt)
-            return st_fail(err, ST_ERR_NOMEM, "out of memory");
-        rc = st_exec(db, err, "INSERT INTO version_layers(version_id, position, name, digest, "
-                     "params, weights) VALUES (?, ?, ?, ?, ?, ?)", "iittit", vid, (int64_t)i,
-                     json_string_value(json_object_get(l, "name")),
+        if (!wt) return st_fail(err, ST_ERR_NOMEM, "out of memory");
+        rc = st_exec(db, err,
+                     "INSERT INTO version_layers(version_id, position, name, digest, "
+                     "params, weights) VALUES (?, ?, ?, ?, ?, ?)",
+                     "iittit", vid, (int64_t)i, json_string_value(json_object_get(l, "name")),
                      json_is_string(dg) ? st_strip_sha256(json_string_value(dg)) : NULL,
                      (int64_t)json_integer_value(json_object_get(l, "params")), wt);
         free(wt);
-        if (rc)
-            break;
+        if (rc) break;
     }
     return rc;
 }
@@ -307,15 +308,17 @@ static st_code st_record_run(sqlite3 *db, int64_t model_id, const st_version_new
     rc = st_exec(db, err, "INSERT OR IGNORE INTO runs(model_id, name, created_at) VALUES (?, ?, ?)",
                  "itt", model_id, v->run, now);
     if (rc == ST_OK)
-        rc = st_query_i64(db, err, &run_id, &found, "SELECT id FROM runs WHERE model_id = ? "
-                          "AND name = ?", "it", model_id, v->run);
-    if (rc || !v->has_epoch || !metrics)
-        return rc;
-    json_object_foreach(metrics, key, val) {
-        rc = st_exec(db, err, "INSERT OR REPLACE INTO history(run_id, epoch, metric, value) "
-                     "VALUES (?, ?, ?, ?)", "iitd", run_id, v->epoch, key, json_number_value(val));
-        if (rc)
-            break;
+        rc = st_query_i64(db, err, &run_id, &found,
+                          "SELECT id FROM runs WHERE model_id = ? "
+                          "AND name = ?",
+                          "it", model_id, v->run);
+    if (rc || !v->has_epoch || !metrics) return rc;
+    json_object_foreach (metrics, key, val) {
+        rc = st_exec(db, err,
+                     "INSERT OR REPLACE INTO history(run_id, epoch, metric, value) "
+                     "VALUES (?, ?, ?, ?)",
+                     "iitd", run_id, v->epoch, key, json_number_value(val));
+        if (rc) break;
     }
     return rc;
 }
@@ -334,8 +337,7 @@ static st_code st_monitor(sqlite3 *db, int64_t model_id, int64_t vid, json_t *me
 
     rc = st_prepare(db, &s, err, "SELECT monitor_metric, monitor_mode FROM models WHERE id = ?",
                     "i", model_id);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if ((src = st_step(s)) != SQLITE_ROW) {
         rc = st_db_fail(err, db, src, "monitor");
         goto out;
@@ -343,8 +345,7 @@ static st_code st_monitor(sqlite3 *db, int64_t model_id, int64_t vid, json_t *me
     metric = (const char *)sqlite3_column_text(s, 0);
     mode = (const char *)sqlite3_column_text(s, 1);
     val = metric ? json_object_get(metrics, metric) : NULL;
-    if (!json_is_number(val))
-        goto out;
+    if (!json_is_number(val)) goto out;
     x = json_number_value(val);
     {
         /* Copy before the statement is reused. */
@@ -353,16 +354,16 @@ static st_code st_monitor(sqlite3 *db, int64_t model_id, int64_t vid, json_t *me
         snprintf(mname, sizeof mname, "%s", metric);
         st_finish(s);
         s = NULL;
-        rc = st_prepare(db, &s, err, "SELECT t.version_id, vm.value FROM tags t "
+        rc = st_prepare(db, &s, err,
+                        "SELECT t.version_id, vm.value FROM tags t "
                         "LEFT JOIN version_metrics vm ON vm.version_id = t.version_id "
                         "AND vm.metric = ? WHERE t.model_id = ? AND t.name = 'best'",
                         "ti", mname, model_id);
-        if (rc)
-            goto out;
+        if (rc) goto out;
         src = st_step(s);
         if (src == SQLITE_ROW) {
             if (sqlite3_column_int64(s, 0) == vid)
-                better = 0;     /* tagged best by the upload itself */
+                better = 0; /* tagged best by the upload itself */
             else if (sqlite3_column_type(s, 1) != SQLITE_NULL) {
                 double cur = sqlite3_column_double(s, 1);
                 better = is_max ? x > cur : x < cur;
@@ -372,8 +373,7 @@ static st_code st_monitor(sqlite3 *db, int64_t model_id, int64_t vid, json_t *me
             goto out;
         }
     }
-    if (better)
-        rc = st_tag_move(db, model_id, "best", vid, "monitor", err);
+    if (better) rc = st_tag_move(db, model_id, "best", vid, "monitor", err);
 out:
     st_finish(s);
     return rc;
@@ -381,7 +381,7 @@ out:
 
 st_code st_version_create(st_store *st, const st_version_new *v, json_t **out, st_error *err)
 {
-    struct st_vin in = { 0 };
+    struct st_vin in = {0};
     sqlite3 *db = NULL;
     json_t *o = NULL, *val;
     const char *key;
@@ -390,20 +390,17 @@ st_code st_version_create(st_store *st, const st_version_new *v, json_t **out, s
     st_code rc;
     char now[32];
 
-    if (!st || !v)
-        return st_fail(err, ST_ERR_INVALID, "no version given");
+    if (!st || !v) return st_fail(err, ST_ERR_INVALID, "no version given");
     rc = st_vin_check(v, &in, err);
-    if (rc)
-        goto done;
+    if (rc) goto done;
     st_now_rfc3339(now, sizeof now);
 
     rc = st_wbegin(st, &db, err);
-    if (rc)
-        goto done;
+    if (rc) goto done;
     rc = st_model_lookup(db, v->model, &model_id, err);
     if (rc == ST_OK)
-        rc = st_query_i64(db, err, &bsize, &found, "SELECT size FROM blobs WHERE digest = ?",
-                          "t", in.digest);
+        rc = st_query_i64(db, err, &bsize, &found, "SELECT size FROM blobs WHERE digest = ?", "t",
+                          in.digest);
     if (rc == ST_OK && !found)
         rc = st_fail(err, ST_ERR_NOT_FOUND, "blob 'sha256:%s' not found (commit the upload first)",
                      in.digest);
@@ -414,35 +411,34 @@ st_code st_version_create(st_store *st, const st_version_new *v, json_t **out, s
         rc = st_query_i64(db, err, &number, &found, "SELECT next_version FROM models WHERE id = ?",
                           "i", model_id);
     if (rc == ST_OK)
-        rc = st_exec(db, err, "UPDATE models SET next_version = next_version + 1 WHERE id = ?",
-                     "i", model_id);
+        rc = st_exec(db, err, "UPDATE models SET next_version = next_version + 1 WHERE id = ?", "i",
+                     model_id);
     if (rc == ST_OK)
-        rc = st_exec(db, err, "INSERT INTO versions(model_id, number, digest, size, format, run, "
+        rc = st_exec(db, err,
+                     "INSERT INTO versions(model_id, number, digest, size, format, run, "
                      "epoch, metrics, notes, parent, validation, created_at) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     "iitittpttttt", model_id, number, in.digest,
-                     (int64_t)v->size, v->format, v->run, v->has_epoch ? &v->epoch : NULL,
-                     in.metrics_text, v->notes, v->parent, in.validation_text, now);
+                     "iitittpttttt", model_id, number, in.digest, (int64_t)v->size, v->format,
+                     v->run, v->has_epoch ? &v->epoch : NULL, in.metrics_text, v->notes, v->parent,
+                     in.validation_text, now);
     if (rc == ST_OK) {
         vid = sqlite3_last_insert_rowid(db);
         rc = st_insert_layers(db, vid, in.layers, err);
     }
     if (rc == ST_OK && in.metrics) {
-        json_object_foreach(in.metrics, key, val) {
-            rc = st_exec(db, err, "INSERT INTO version_metrics(version_id, model_id, metric, value) "
-                         "VALUES (?, ?, ?, ?)", "iitd", vid, model_id, key, json_number_value(val));
-            if (rc)
-                break;
+        json_object_foreach (in.metrics, key, val) {
+            rc = st_exec(db, err,
+                         "INSERT INTO version_metrics(version_id, model_id, metric, value) "
+                         "VALUES (?, ?, ?, ?)",
+                         "iitd", vid, model_id, key, json_number_value(val));
+            if (rc) break;
         }
     }
     for (size_t i = 0; rc == ST_OK && i < v->ntags; i++)
         rc = st_tag_move(db, model_id, v->tags[i], vid, "upload", err);
-    if (rc == ST_OK && v->run)
-        rc = st_record_run(db, model_id, v, in.metrics, now, err);
-    if (rc == ST_OK && in.metrics)
-        rc = st_monitor(db, model_id, vid, in.metrics, err);
-    if (rc == ST_OK && out)
-        rc = st_version_json(db, v->model, vid, 1, &o, err);
+    if (rc == ST_OK && v->run) rc = st_record_run(db, model_id, v, in.metrics, now, err);
+    if (rc == ST_OK && in.metrics) rc = st_monitor(db, model_id, vid, in.metrics, err);
+    if (rc == ST_OK && out) rc = st_version_json(db, v->model, vid, 1, &o, err);
     rc = st_wend(st, rc, err);
     if (rc == ST_OK && out) {
         *out = o;
@@ -456,20 +452,18 @@ done:
 
 /* ---- get / list / delete ------------------------------------------------ */
 
-st_code st_version_get(st_store *st, const char *model, const char *ref, json_t **out, st_error *err)
+st_code st_version_get(st_store *st, const char *model, const char *ref, json_t **out,
+                       st_error *err)
 {
     sqlite3 *db = NULL;
     int64_t model_id, vid;
     st_code rc;
 
-    if (!st || !out)
-        return st_fail(err, ST_ERR_INVALID, "no store");
+    if (!st || !out) return st_fail(err, ST_ERR_INVALID, "no store");
     rc = st_rbegin(st, &db, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = st_resolve(db, model, ref, &model_id, &vid, err);
-    if (rc == ST_OK)
-        rc = st_version_json(db, model, vid, 1, out, err);
+    if (rc == ST_OK) rc = st_version_json(db, model, vid, 1, out, err);
     st_rend(st, db);
     return rc;
 }
@@ -491,15 +485,13 @@ static int st_bind_named_text(sqlite3_stmt *s, const char *name, const char *v)
 static const char *st_list_key(const st_version_query *q, const char **metric)
 {
     *metric = NULL;
-    if (!q->order_by)
-        return "v.number";
+    if (!q->order_by) return "v.number";
     if (strncmp(q->order_by, "metrics.", 8) == 0) {
         *metric = q->order_by + 8;
         return st_name_valid(*metric) ? "m.value" : NULL;
     }
     for (size_t i = 0; i < sizeof st_orders / sizeof st_orders[0]; i++)
-        if (strcmp(q->order_by, st_orders[i].name) == 0)
-            return st_orders[i].key;
+        if (strcmp(q->order_by, st_orders[i].name) == 0) return st_orders[i].key;
     return NULL;
 }
 
@@ -526,8 +518,7 @@ int st_version_list_sql(const st_version_query *q, int narrow, char *sql, size_t
     const char *dir = q->descending ? "DESC" : "ASC";
     size_t len = 0;
 
-    if (!key)
-        return -1;
+    if (!key) return -1;
 #define SQL_ADD(...) (len += (size_t)snprintf(sql + len, len < size ? size - len : 0, __VA_ARGS__))
     if (metric && (q->tag || narrow))
         SQL_ADD("SELECT v.id FROM versions v CROSS JOIN version_metrics m "
@@ -543,14 +534,10 @@ int st_version_list_sql(const st_version_query *q, int narrow, char *sql, size_t
     else if (strcmp(key, "v.epoch") == 0 && !q->tag)
         SQL_ADD("SELECT v.id FROM versions v INDEXED BY %s WHERE v.model_id = :model ",
                 q->run ? "versions_run_epoch" : "versions_epoch");
-    else
-        SQL_ADD("SELECT v.id FROM versions v WHERE v.model_id = :model ");
-    if (q->run)
-        SQL_ADD("AND v.run = :run ");
-    if (q->has_min_epoch)
-        SQL_ADD("AND v.epoch >= :mine ");
-    if (q->has_max_epoch)
-        SQL_ADD("AND v.epoch <= :maxe ");
+    else SQL_ADD("SELECT v.id FROM versions v WHERE v.model_id = :model ");
+    if (q->run) SQL_ADD("AND v.run = :run ");
+    if (q->has_min_epoch) SQL_ADD("AND v.epoch >= :mine ");
+    if (q->has_max_epoch) SQL_ADD("AND v.epoch <= :maxe ");
     if (q->tag && strcmp(q->tag, "latest") == 0)
         SQL_ADD("AND v.number = (SELECT max(number) FROM versions WHERE model_id = :model) ");
     else if (q->tag)
@@ -583,39 +570,42 @@ static st_code st_list_narrow(sqlite3 *db, int64_t model_id, const st_version_qu
 
     *narrow = 0;
     if (q->run)
-        rc = st_query_i64(db, err, &total, &found, "SELECT count(*) FROM (SELECT 1 FROM versions "
+        rc = st_query_i64(db, err, &total, &found,
+                          "SELECT count(*) FROM (SELECT 1 FROM versions "
                           "INDEXED BY versions_run_epoch WHERE model_id = ?1 AND run = ?2 "
-                          "LIMIT 65536)", "it", model_id, q->run);
+                          "LIMIT 65536)",
+                          "it", model_id, q->run);
     else
-        rc = st_query_i64(db, err, &total, &found, "SELECT next_version - 1 FROM models "
-                          "WHERE id = ?", "i", model_id);
-    if (rc)
-        return rc;
-    want = want < INT32_MAX ? want : INT32_MAX;      /* keeps the products below 2^63 */
+        rc = st_query_i64(db, err, &total, &found,
+                          "SELECT next_version - 1 FROM models "
+                          "WHERE id = ?",
+                          "i", model_id);
+    if (rc) return rc;
+    want = want < INT32_MAX ? want : INT32_MAX; /* keeps the products below 2^63 */
     total = total < INT32_MAX ? total : INT32_MAX;
-    while (cap < total && 2 * cap * cap < want * total)
-        cap *= 2;
+    while (cap < total && 2 * cap * cap < want * total) cap *= 2;
     if (q->run)
-        rc = st_query_i64(db, err, &n, &found, "SELECT count(*) FROM (SELECT 1 FROM versions "
+        rc = st_query_i64(db, err, &n, &found,
+                          "SELECT count(*) FROM (SELECT 1 FROM versions "
                           "INDEXED BY versions_run_epoch WHERE model_id = ?1 AND run = ?2 "
-                          "AND epoch >= ?3 AND epoch <= ?4 LIMIT ?5)", "itiii", model_id,
-                          q->run, q->has_min_epoch ? q->min_epoch : INT64_MIN,
+                          "AND epoch >= ?3 AND epoch <= ?4 LIMIT ?5)",
+                          "itiii", model_id, q->run, q->has_min_epoch ? q->min_epoch : INT64_MIN,
                           q->has_max_epoch ? q->max_epoch : INT64_MAX, cap);
     else
-        rc = st_query_i64(db, err, &n, &found, "SELECT count(*) FROM (SELECT 1 FROM versions "
+        rc = st_query_i64(db, err, &n, &found,
+                          "SELECT count(*) FROM (SELECT 1 FROM versions "
                           "INDEXED BY versions_epoch WHERE model_id = ?1 AND epoch >= ?2 "
-                          "AND epoch <= ?3 LIMIT ?4)", "iiii", model_id,
-                          q->has_min_epoch ? q->min_epoch : INT64_MIN,
+                          "AND epoch <= ?3 LIMIT ?4)",
+                          "iiii", model_id, q->has_min_epoch ? q->min_epoch : INT64_MIN,
                           q->has_max_epoch ? q->max_epoch : INT64_MAX, cap);
-    if (rc == ST_OK)
-        *narrow = n < cap;
+    if (rc == ST_OK) *narrow = n < cap;
     return rc;
 }
 
-st_code st_version_list(st_store *st, const char *model, const st_version_query *q,
-                        json_t **out, st_error *err)
+st_code st_version_list(st_store *st, const char *model, const st_version_query *q, json_t **out,
+                        st_error *err)
 {
-    static const st_version_query defaults = { .descending = 1 };
+    static const st_version_query defaults = {.descending = 1};
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
     json_t *o = NULL, *items = NULL;
@@ -625,13 +615,10 @@ st_code st_version_list(st_store *st, const char *model, const st_version_query 
     int limit, n = 0, src = SQLITE_DONE, more = 0, brc = SQLITE_OK, narrow = 0;
     st_code rc;
 
-    if (!st || !out)
-        return st_fail(err, ST_ERR_INVALID, "no store");
-    if (!q)
-        q = &defaults;
+    if (!st || !out) return st_fail(err, ST_ERR_INVALID, "no store");
+    if (!q) q = &defaults;
     rc = st_check_limit(q->limit, &limit, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (q->after && !st_parse_i64(q->after, &offset))
         return st_fail(err, ST_ERR_INVALID, "cursor '%.40s' is not valid", q->after);
     if (q->run && !st_name_valid(q->run))
@@ -641,22 +628,21 @@ st_code st_version_list(st_store *st, const char *model, const st_version_query 
     if (!st_list_key(q, &metric)) {
         if (metric)
             return st_fail(err, ST_ERR_INVALID, "order_by '%.140s': bad metric name", q->order_by);
-        return st_fail(err, ST_ERR_INVALID, "order_by '%.140s': expected version, epoch, "
-                       "created_at or metrics.<name>", q->order_by);
+        return st_fail(err, ST_ERR_INVALID,
+                       "order_by '%.140s': expected version, epoch, "
+                       "created_at or metrics.<name>",
+                       q->order_by);
     }
 
     rc = st_rbegin(st, &db, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = st_model_lookup(db, model, &model_id, err);
     if (rc == ST_OK && metric && !q->tag && (q->has_min_epoch || q->has_max_epoch))
         rc = st_list_narrow(db, model_id, q, offset + limit + 1, &narrow, err);
     if (rc == ST_OK && st_version_list_sql(q, narrow, sql, sizeof sql))
         rc = st_fail(err, ST_ERR_INVALID, "order_by '%.140s' is too long", q->order_by);
-    if (rc == ST_OK)
-        rc = st_prepare(db, &s, err, sql, NULL);
-    if (rc)
-        goto out;
+    if (rc == ST_OK) rc = st_prepare(db, &s, err, sql, NULL);
+    if (rc) goto out;
     brc |= st_bind_named_text(s, ":metric", metric);
     brc |= st_bind_named_i64(s, ":model", model_id);
     brc |= st_bind_named_text(s, ":run", q->run);
@@ -681,17 +667,15 @@ st_code st_version_list(st_store *st, const char *model, const st_version_query 
             break;
         }
         rc = st_version_json(db, model, sqlite3_column_int64(s, 0), 0, &it, err);
-        if (rc == ST_OK)
-            json_array_append_new(items, it);
+        if (rc == ST_OK) json_array_append_new(items, it);
         n++;
     }
     if (rc == ST_OK && src != SQLITE_ROW && src != SQLITE_DONE)
         rc = st_db_fail(err, db, src, "versions");
-    if (rc)
-        goto out;
+    if (rc) goto out;
     /* Cursor: the offset of the next page, opaque to clients. */
-    o = json_pack("{s:o,s:o}", "items", items,
-                  "next", more ? json_sprintf("%lld", (long long)(offset + limit)) : json_null());
+    o = json_pack("{s:o,s:o}", "items", items, "next",
+                  more ? json_sprintf("%lld", (long long)(offset + limit)) : json_null());
     items = NULL;
     if (!o) {
         rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
@@ -714,22 +698,17 @@ st_code st_version_delete(st_store *st, const char *model, int64_t number, int f
     st_code rc;
     int src;
 
-    if (!st)
-        return st_fail(err, ST_ERR_INVALID, "no store");
+    if (!st) return st_fail(err, ST_ERR_INVALID, "no store");
     rc = st_wbegin(st, &db, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = st_model_lookup(db, model, &model_id, err);
-    if (rc == ST_OK)
-        rc = st_version_by_number(db, model, model_id, number, &vid, err);
+    if (rc == ST_OK) rc = st_version_by_number(db, model, model_id, number, &vid, err);
     if (rc == ST_OK)
         rc = st_prepare(db, &s, err, "SELECT name FROM tags WHERE version_id = ? ORDER BY name",
                         "i", vid);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     tags = json_array();
-    while ((src = st_step(s)) == SQLITE_ROW)
-        json_array_append_new(tags, st_col_str(s, 0));
+    while ((src = st_step(s)) == SQLITE_ROW) json_array_append_new(tags, st_col_str(s, 0));
     st_finish(s);
     s = NULL;
     if (src != SQLITE_DONE) {
@@ -739,14 +718,14 @@ st_code st_version_delete(st_store *st, const char *model, int64_t number, int f
     if (json_array_size(tags) > 0 && !force) {
         rc = st_fail_details(err, ST_ERR_CONFLICT, json_pack("{s:O}", "tags", tags),
                              "model '%s' version %lld is tagged '%s'; move the tag or delete "
-                             "with force", model, (long long)number,
-                             json_string_value(json_array_get(tags, 0)));
+                             "with force",
+                             model, (long long)number, json_string_value(json_array_get(tags, 0)));
         goto out;
     }
     for (size_t i = 0; rc == ST_OK && i < json_array_size(tags); i++)
-        rc = st_tag_move(db, model_id, json_string_value(json_array_get(tags, i)), 0, "delete", err);
-    if (rc == ST_OK)
-        rc = st_exec(db, err, "DELETE FROM versions WHERE id = ?", "i", vid);
+        rc =
+            st_tag_move(db, model_id, json_string_value(json_array_get(tags, i)), 0, "delete", err);
+    if (rc == ST_OK) rc = st_exec(db, err, "DELETE FROM versions WHERE id = ?", "i", vid);
 out:
     json_decref(tags);
     return st_wend(st, rc, err);

@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *j = eng_arch_to_json(a);
         const char *canon = eng_arch_canonical(a), *id = eng_arch_id(a);
         if (!j || !canon || !id || strncmp(id, "sha256:", 7) != 0 || strlen(id) != 71) {
-            fprintf(stderr, "fuzz_arch: accepted architecture without JSON, canonical form or id\n");
+            fprintf(stderr,
+                    "fuzz_arch: accepted architecture without JSON, canonical form or id\n");
             abort();
         }
         char *dump = json_dumps(j, JSON_COMPACT);

@@ -30,7 +30,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     mfd = memfd_create("fuzz_h5_summary", MFD_CLOEXEC);
-    if (mfd < 0) { perror("memfd_create"); abort(); }
+    if (mfd < 0) {
+        perror("memfd_create");
+        abort();
+    }
     snprintf(mpath, sizeof mpath, "/proc/self/fd/%d", mfd);
     return 0;
 }
@@ -58,12 +61,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         json_t *j = eng_summary_to_json(s);
-        if (!j) {   /* corpus/h5_summary/regress_keras_config_not_utf8.keras */
-            fprintf(stderr, "fuzz_h5_summary: reader's summary has no JSON form (a string is not UTF-8?)\n");
+        if (!j) { /* corpus/h5_summary/regress_keras_config_not_utf8.keras */
+            fprintf(
+                stderr,
+                "fuzz_h5_summary: reader's summary has no JSON form (a string is not UTF-8?)\n");
             abort();
         }
         if (eng_summary_from_json(j, &s2, &err2) != ENG_OK) {
-            fprintf(stderr, "fuzz_h5_summary: reader's summary refused by from_json: %s\n", err2.msg);
+            fprintf(stderr, "fuzz_h5_summary: reader's summary refused by from_json: %s\n",
+                    err2.msg);
             abort();
         }
         json_decref(j);
@@ -71,9 +77,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < s->nlayers; i++)
             for (size_t k = 0; k < s->layers[i].ntensors; k++) {
                 const eng_tensor *t = &s->layers[i].tensors[k];
-                if (t->offset != ENG_NO_OFFSET && (t->offset > size || t->nbytes > size - t->offset)) {
-                    fprintf(stderr, "fuzz_h5_summary: tensor '%s' [%llu,+%llu) beyond %zu bytes\n", t->name,
-                            (unsigned long long)t->offset, (unsigned long long)t->nbytes, size);
+                if (t->offset != ENG_NO_OFFSET &&
+                    (t->offset > size || t->nbytes > size - t->offset)) {
+                    fprintf(stderr, "fuzz_h5_summary: tensor '%s' [%llu,+%llu) beyond %zu bytes\n",
+                            t->name, (unsigned long long)t->offset, (unsigned long long)t->nbytes,
+                            size);
                     abort();
                 }
             }

@@ -38,7 +38,7 @@
 
 #include <microhttpd.h>
 
-#define MAX_METADATA (64 * 1024)   /* = UPLOAD_MAX_METADATA in route_versions.c */
+#define MAX_METADATA (64 * 1024) /* = UPLOAD_MAX_METADATA in route_versions.c */
 
 static struct MHD_Daemon *daemon_;
 static uint16_t port;
@@ -62,15 +62,18 @@ static void die(const char *what)
 
 static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
                                const char *filename, const char *content_type,
-                               const char *transfer_encoding, const char *data,
-                               uint64_t off, size_t size)
+                               const char *transfer_encoding, const char *data, uint64_t off,
+                               size_t size)
 {
     struct part_state *st = cls;
     (void)kind;
     /* libmicrohttpd passes key == NULL for a part whose Content-Disposition
      * has no name="..." (corpus/multipart/regress_part_without_name: it
      * crashed strata's on_part, which now rejects the upload as 400). */
-    if (!key) { st->failed = 1; return MHD_YES; }
+    if (!key) {
+        st->failed = 1;
+        return MHD_YES;
+    }
     if (size && !data) die("NULL data with a non-zero size");
     /* read every string libmicrohttpd hands over (ASan checks the bytes) */
     volatile size_t sink = strlen(key);
@@ -83,11 +86,15 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         die("non-contiguous offsets within one part");
     snprintf(st->last_key, sizeof st->last_key, "%s", key);
     st->next_off = off + size;
-    for (size_t i = 0; i < size; i++) st->weights_hash = st->weights_hash * 31u + (unsigned char)data[i];
+    for (size_t i = 0; i < size; i++)
+        st->weights_hash = st->weights_hash * 31u + (unsigned char)data[i];
     if (strcmp(key, "weights") == 0) {
         st->weights_len += size;
     } else if (strcmp(key, "metadata") == 0) {
-        if (st->metadata_len + size > MAX_METADATA) { st->failed = 1; return MHD_YES; }
+        if (st->metadata_len + size > MAX_METADATA) {
+            st->failed = 1;
+            return MHD_YES;
+        }
         char *nm = realloc(st->metadata, st->metadata_len + size + 1);
         if (!nm) return MHD_NO;
         memcpy(nm + st->metadata_len, data, size);
@@ -108,7 +115,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st = calloc(1, sizeof *st);
         if (!st) return MHD_NO;
         st->pp = MHD_create_post_processor(conn, 64 * 1024, on_part, st);
-        if (!st->pp) st->failed = 1;   /* strata answers 400: no boundary */
+        if (!st->pp) st->failed = 1; /* strata answers 400: no boundary */
         *req_cls = st;
         return MHD_YES;
     }
@@ -119,8 +126,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     static const char ok[] = "ok", bad[] = "bad";
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        st->failed ? sizeof bad - 1 : sizeof ok - 1, (void *)(st->failed ? bad : ok), MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(st->failed ? sizeof bad - 1 : sizeof ok - 1,
+                                        (void *)(st->failed ? bad : ok), MHD_RESPMEM_PERSISTENT);
     enum MHD_Result rc = MHD_queue_response(conn, st->failed ? 400 : 200, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -144,11 +152,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL,
-                               on_request, NULL,
-                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                               on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5,
-                               MHD_OPTION_END);
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5, MHD_OPTION_END);
     if (!daemon_) die("cannot start libmicrohttpd");
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
     if (!di || !di->port) die("cannot learn the daemon's port");
@@ -174,7 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t bl = (size_t)(nl - data);
         memcpy(boundary, data, bl);
         boundary[bl] = 0;
-        for (size_t i = 0; i < bl; i++)   /* keep the header a header */
+        for (size_t i = 0; i < bl; i++) /* keep the header a header */
             if (boundary[i] == '\r' || boundary[i] == 0) boundary[i] = '_';
         size -= bl + 1;
         data = nl + 1;
@@ -183,7 +189,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int hl = snprintf(head, sizeof head,
                       "POST /v1/models/m/versions HTTP/1.1\r\nHost: fuzz\r\n"
                       "Content-Type: multipart/form-data; boundary=%s\r\n"
-                      "Content-Length: %zu\r\nConnection: close\r\n\r\n", boundary, size);
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                      boundary, size);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) die("socket");
     struct timeval tv = {.tv_sec = 5};

@@ -28,7 +28,8 @@
 #define CHECK(cond)                                                                          \
     do {                                                                                     \
         if (!(cond)) {                                                                       \
-            fprintf(stderr, "fuzz_route: invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+            fprintf(stderr, "fuzz_route: invariant violated: %s (%s:%d)\n", #cond, __FILE__, \
+                    __LINE__);                                                               \
             abort();                                                                         \
         }                                                                                    \
     } while (0)
@@ -50,7 +51,7 @@ static void check_names(const char *s)
     int nv = st_name_valid(s), tv = st_tag_name_valid(s);
     CHECK(nv == contract_name(s));
     if (tv) CHECK(nv);
-    if (nv && !tv) {   /* a valid name refused as a tag: it is all digits */
+    if (nv && !tv) { /* a valid name refused as a tag: it is all digits */
         for (const char *p = s; *p; p++) CHECK(*p >= '0' && *p <= '9');
     }
 }
@@ -101,13 +102,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         *o = 0;
         size_t rl = strlen(re), pl = strlen(path);
-        CHECK(strcmp(re, path) == 0 || (pl == rl + 1 && path[rl] == '/' && strncmp(re, path, rl) == 0));
+        CHECK(strcmp(re, path) == 0 ||
+              (pl == rl + 1 && path[rl] == '/' && strncmp(re, path, rl) == 0));
         free(re);
         for (int i = 0; i < r.nparams; i++) check_names(r.params[i]);
     } else {
         CHECK(r.nparams == 0);
     }
-    for (int i = 0; i < r.nparams; i++) { free(r.params[i]); free(r.param_names[i]); }
+    for (int i = 0; i < r.nparams; i++) {
+        free(r.params[i]);
+        free(r.param_names[i]);
+    }
     check_names(path);
     check_names(method);
     free(method);

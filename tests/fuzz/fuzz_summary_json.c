@@ -23,20 +23,22 @@
 
 static int empty_fd = -1;
 
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "fuzz_summary_json: invariant violated: %s (%s:%d)\n", \
-                    #cond, __FILE__, __LINE__);                                  \
-            abort();                                                             \
-        }                                                                        \
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "fuzz_summary_json: invariant violated: %s (%s:%d)\n", #cond, \
+                    __FILE__, __LINE__);                                                  \
+            abort();                                                                      \
+        }                                                                                 \
     } while (0)
 
 static size_t dtype_size(eng_dtype dt)
 {
     switch (dt) {
-    case ENG_DT_F32: case ENG_DT_I32: return 4;
-    case ENG_DT_F64: case ENG_DT_I64: return 8;
+    case ENG_DT_F32:
+    case ENG_DT_I32: return 4;
+    case ENG_DT_F64:
+    case ENG_DT_I64: return 8;
     case ENG_DT_F16: return 2;
     default: return 0;
     }
@@ -44,7 +46,10 @@ static size_t dtype_size(eng_dtype dt)
 
 static void check_str(const char *p, size_t max, int nullable)
 {
-    if (!p) { CHECK(nullable); return; }
+    if (!p) {
+        CHECK(nullable);
+        return;
+    }
     CHECK(strnlen(p, max + 1) <= max);
 }
 
@@ -107,14 +112,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     empty_fd = memfd_create("fuzz_summary_json", MFD_CLOEXEC);
-    if (empty_fd < 0) { perror("memfd_create"); abort(); }
+    if (empty_fd < 0) {
+        perror("memfd_create");
+        abort();
+    }
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
-    json_t *j = json_loadb((const char *)data, size, 0, &jerr);   /* as sandbox.c parses it */
+    json_t *j = json_loadb((const char *)data, size, 0, &jerr); /* as sandbox.c parses it */
     if (!j) return 0;
     eng_summary *s = NULL, *s2 = NULL;
     eng_error err = {0}, err2 = {0}, err3 = {0};

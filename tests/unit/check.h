@@ -9,21 +9,24 @@
 
 static int check_pass, check_fail;
 
-#define CHECK(cond, ...) do {                                            \
-    if (cond) { check_pass++; }                                          \
-    else {                                                               \
-        check_fail++;                                                    \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
-        fprintf(stderr, __VA_ARGS__);                                    \
-        fputc('\n', stderr);                                             \
-    }                                                                    \
-} while (0)
+#define CHECK(cond, ...)                                                    \
+    do {                                                                    \
+        if (cond) {                                                         \
+            check_pass++;                                                   \
+        } else {                                                            \
+            check_fail++;                                                   \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                   \
+            fputc('\n', stderr);                                            \
+        }                                                                   \
+    } while (0)
 
-#define SKIP_LOUD(...) do {                                              \
-    fprintf(stderr, "SKIPPED (loudly): ");                               \
-    fprintf(stderr, __VA_ARGS__);                                        \
-    fputc('\n', stderr);                                                 \
-} while (0)
+#define SKIP_LOUD(...)                         \
+    do {                                       \
+        fprintf(stderr, "SKIPPED (loudly): "); \
+        fprintf(stderr, __VA_ARGS__);          \
+        fputc('\n', stderr);                   \
+    } while (0)
 
 static inline int check_done(void)
 {
@@ -41,8 +44,13 @@ static inline char *check_slurp(const char *path, size_t *len)
     if (!f) return NULL;
     if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
         (b = malloc((size_t)n + 1))) {
-        if (fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-        else { b[n] = 0; if (len) *len = (size_t)n; }
+        if (fread(b, 1, (size_t)n, f) != (size_t)n) {
+            free(b);
+            b = NULL;
+        } else {
+            b[n] = 0;
+            if (len) *len = (size_t)n;
+        }
     }
     fclose(f);
     return b;

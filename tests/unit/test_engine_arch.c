@@ -63,7 +63,7 @@ static const json_t *find_layer(const json_t *arch_json, const char *name)
 {
     size_t i;
     const json_t *l;
-    json_array_foreach(json_object_get(arch_json, "layers"), i, l)
+    json_array_foreach (json_object_get(arch_json, "layers"), i, l)
         if (!strcmp(json_string_value(json_object_get(l, "name")), name)) return l;
     return NULL;
 }
@@ -78,7 +78,8 @@ static void check_expected(const char *tag, const eng_arch *a, const json_t *exp
         if (!e) continue;
         CHECK(json_integer_value(json_object_get(j, keys[k])) == json_integer_value(e),
               "%s: %s %lld, expected %lld", tag, keys[k],
-              (long long)json_integer_value(json_object_get(j, keys[k])), (long long)json_integer_value(e));
+              (long long)json_integer_value(json_object_get(j, keys[k])),
+              (long long)json_integer_value(e));
     }
     const char *shapes[] = {"input_shape", "output_shape"};
     for (int k = 0; k < 2; k++) {
@@ -88,23 +89,24 @@ static void check_expected(const char *tag, const eng_arch *a, const json_t *exp
     }
     const char *lname;
     const json_t *v;
-    json_object_foreach((json_t *)json_object_get(exp, "layers"), lname, v) {
+    json_object_foreach ((json_t *)json_object_get(exp, "layers"), lname, v) {
         const json_t *l = find_layer(j, lname);
         CHECK(l != NULL, "%s: layer %s missing", tag, lname);
         if (!l) continue;
         char *got = json_dumps(json_object_get(l, "output_shape"), JSON_COMPACT);
         char *want = json_dumps(v, JSON_COMPACT);
-        CHECK(shape_eq(json_object_get(l, "output_shape"), v), "%s: layer %s output %s, expected %s", tag, lname,
-              got, want);
+        CHECK(shape_eq(json_object_get(l, "output_shape"), v),
+              "%s: layer %s output %s, expected %s", tag, lname, got, want);
         free(got);
         free(want);
     }
-    json_object_foreach((json_t *)json_object_get(exp, "weights"), lname, v) {
+    json_object_foreach ((json_t *)json_object_get(exp, "weights"), lname, v) {
         const json_t *l = find_layer(j, lname);
         if (!l) continue;
         const json_t *ws = json_object_get(l, "weights");
-        CHECK(json_array_size(ws) == json_array_size(v), "%s: layer %s has %zu weights, expected %zu", tag, lname,
-              json_array_size(ws), json_array_size(v));
+        CHECK(json_array_size(ws) == json_array_size(v),
+              "%s: layer %s has %zu weights, expected %zu", tag, lname, json_array_size(ws),
+              json_array_size(v));
         for (size_t i = 0; i < json_array_size(ws) && i < json_array_size(v); i++)
             CHECK(shape_eq(json_object_get(json_array_get(ws, i), "shape"), json_array_get(v, i)),
                   "%s: layer %s weight %zu shape differs", tag, lname, i);
@@ -122,30 +124,36 @@ static void run_data_cases(const char *tests)
         size_t len = 0;
         struct stat st;
         snprintf(path, sizeof path, "%s/%s/model.json", dir, cases[c]);
-        if (stat(path, &st) != 0) continue;   /* not a case folder (e.g. probe_numpy.py) */
+        if (stat(path, &st) != 0) continue; /* not a case folder (e.g. probe_numpy.py) */
         char *text = check_slurp(path, &len);
         snprintf(path, sizeof path, "%s/%s/expected.json", dir, cases[c]);
         json_t *exp = json_load_file(path, 0, NULL);
         CHECK(text && exp, "case %s: model.json / expected.json unreadable", cases[c]);
-        if (!text || !exp) { free(text); json_decref(exp); continue; }
+        if (!text || !exp) {
+            free(text);
+            json_decref(exp);
+            continue;
+        }
         eng_arch *a = NULL;
         eng_error err = {0};
         eng_code rc = eng_arch_parse(text, len, &a, &err);
         if (json_object_get(exp, "error")) {
-            CHECK(rc == ENG_ERR_ARCH, "case %s: code %d, expected ENG_ERR_ARCH (%s)", cases[c], rc, err.msg);
+            CHECK(rc == ENG_ERR_ARCH, "case %s: code %d, expected ENG_ERR_ARCH (%s)", cases[c], rc,
+                  err.msg);
             CHECK(a == NULL, "case %s: out set on failure", cases[c]);
             const char *keys[] = {"layer", "class", "path"};
             for (int k = 0; k < 3; k++) {
                 const char *want = json_string_value(json_object_get(exp, keys[k]));
                 if (!want) continue;
                 const char *got = json_string_value(json_object_get(err.details, keys[k]));
-                CHECK(got && !strcmp(got, want), "case %s: details.%s '%s', expected '%s' (%s)", cases[c], keys[k],
-                      got ? got : "(none)", want, err.msg);
+                CHECK(got && !strcmp(got, want), "case %s: details.%s '%s', expected '%s' (%s)",
+                      cases[c], keys[k], got ? got : "(none)", want, err.msg);
             }
             const char *rcn = json_string_value(json_object_get(exp, "reason_contains"));
             if (rcn) {
                 const char *reason = json_string_value(json_object_get(err.details, "reason"));
-                CHECK(reason && strstr(err.msg, rcn), "case %s: msg '%s' lacks '%s'", cases[c], err.msg, rcn);
+                CHECK(reason && strstr(err.msg, rcn), "case %s: msg '%s' lacks '%s'", cases[c],
+                      err.msg, rcn);
             }
             if (json_string_value(json_object_get(exp, "layer")))
                 CHECK(strstr(err.msg, json_string_value(json_object_get(exp, "layer"))) != NULL,
@@ -186,23 +194,27 @@ static void run_golden_summaries(const char *tests, const char *fixtures)
             }
             free(rel);
         }
-        if (!text) { json_decref(sum); continue; }
+        if (!text) {
+            json_decref(sum);
+            continue;
+        }
         seen++;
         eng_arch *a = NULL;
         eng_error err = {0};
         CHECK(eng_arch_parse(text, len, &a, &err) == ENG_OK, "golden %s: %s", cases[c], err.msg);
         if (a) {
-            json_t *exp = json_pack("{s:O, s:O, s:O}", "params", json_object_get(sum, "params"),
-                                    "trainable_params", json_object_get(sum, "trainable_params"),
-                                    "non_trainable_params", json_object_get(sum, "non_trainable_params"));
+            json_t *exp =
+                json_pack("{s:O, s:O, s:O}", "params", json_object_get(sum, "params"),
+                          "trainable_params", json_object_get(sum, "trainable_params"),
+                          "non_trainable_params", json_object_get(sum, "non_trainable_params"));
             json_t *ls = json_object();
             size_t i;
             const json_t *l;
-            json_array_foreach(json_object_get(sum, "layers"), i, l) {
+            json_array_foreach (json_object_get(sum, "layers"), i, l) {
                 const json_t *os = json_object_get(l, "output_shape");
                 const char *name = json_string_value(json_object_get(l, "name"));
                 if (!name || !json_is_array(os) || json_array_size(os) < 1) continue;
-                json_t *nb = json_array();   /* drop the batch dim (null) */
+                json_t *nb = json_array(); /* drop the batch dim (null) */
                 for (size_t k = 1; k < json_array_size(os); k++)
                     json_array_append(nb, json_array_get(os, k));
                 json_object_set_new(ls, name, nb);
@@ -226,7 +238,7 @@ static void run_golden_summaries(const char *tests, const char *fixtures)
 static const struct fixture_case {
     const char *file;
     long long params, non_trainable;
-    const char *refused_layer;   /* NULL: accepted */
+    const char *refused_layer; /* NULL: accepted */
     const char *reason;
 } fixture_cases[] = {
     {"k1_1.0.4_cifar10_cnn_th.model.json", 890410, 0, NULL, NULL},
@@ -273,13 +285,14 @@ static void run_fixtures(const char *fixtures)
         if (fc->refused_layer) {
             CHECK(rc == ENG_ERR_ARCH, "%s: expected refusal, got %d", fc->file, rc);
             const char *l = json_string_value(json_object_get(err.details, "layer"));
-            CHECK(l && !strcmp(l, fc->refused_layer), "%s: refusal names layer '%s'", fc->file, l ? l : "(none)");
+            CHECK(l && !strcmp(l, fc->refused_layer), "%s: refusal names layer '%s'", fc->file,
+                  l ? l : "(none)");
             CHECK(strstr(err.msg, fc->reason) != NULL, "%s: reason '%s'", fc->file, err.msg);
         } else {
             CHECK(rc == ENG_OK, "%s: %s", fc->file, err.msg);
             if (a) {
-                json_t *exp = json_pack("{s:I, s:I}", "params", (json_int_t)fc->params, "non_trainable_params",
-                                        (json_int_t)fc->non_trainable);
+                json_t *exp = json_pack("{s:I, s:I}", "params", (json_int_t)fc->params,
+                                        "non_trainable_params", (json_int_t)fc->non_trainable);
                 check_expected(fc->file, a, exp);
                 json_decref(exp);
             }
@@ -305,11 +318,12 @@ static void run_fixtures(const char *fixtures)
     eng_arch *a = NULL;
     eng_error err = {0};
     if (text && eng_arch_parse(text, len, &a, &err) == ENG_OK) {
-        json_t *exp = json_loads("{\"input_shape\":[28,28,1],\"output_shape\":[10],"
-                                 "\"layers\":{\"conv2d_1\":[24,24,30],\"max_pooling2d_1\":[12,12,30],"
-                                 "\"conv2d_2\":[10,10,15],\"max_pooling2d_2\":[5,5,15],\"flatten_1\":[375]},"
-                                 "\"weights\":{\"conv2d_1\":[[5,5,1,30],[30]],\"dense_1\":[[375,128],[128]]}}",
-                                 0, NULL);
+        json_t *exp = json_loads(
+            "{\"input_shape\":[28,28,1],\"output_shape\":[10],"
+            "\"layers\":{\"conv2d_1\":[24,24,30],\"max_pooling2d_1\":[12,12,30],"
+            "\"conv2d_2\":[10,10,15],\"max_pooling2d_2\":[5,5,15],\"flatten_1\":[375]},"
+            "\"weights\":{\"conv2d_1\":[[5,5,1,30],[30]],\"dense_1\":[[375,128],[128]]}}",
+            0, NULL);
         check_expected("mnist shapes", a, exp);
         json_decref(exp);
     }
@@ -320,9 +334,11 @@ static void run_fixtures(const char *fixtures)
     text = check_slurp(path, &len);
     a = NULL;
     if (text && eng_arch_parse(text, len, &a, &err) == ENG_OK) {
-        json_t *exp = json_loads("{\"input_shape\":[3,32,32],\"layers\":{\"convolution2d_1\":[32,30,30],"
-                                 "\"maxpooling2d_2\":[64,5,5],\"flatten_1\":[1600]},"
-                                 "\"weights\":{\"convolution2d_1\":[[3,3,3,32],[32]]}}", 0, NULL);
+        json_t *exp =
+            json_loads("{\"input_shape\":[3,32,32],\"layers\":{\"convolution2d_1\":[32,30,30],"
+                       "\"maxpooling2d_2\":[64,5,5],\"flatten_1\":[1600]},"
+                       "\"weights\":{\"convolution2d_1\":[[3,3,3,32],[32]]}}",
+                       0, NULL);
         check_expected("k1 th shapes", a, exp);
         json_decref(exp);
     }
@@ -333,28 +349,35 @@ static void run_fixtures(const char *fixtures)
 
 static void run_canonical(void)
 {
-    const char *t1 = "{\"class_name\": \"Sequential\", \"config\": [{\"class_name\": \"Dense\", "
-                     "\"config\": {\"units\": 3, \"name\": \"d\", \"batch_input_shape\": [null, 4]}}]}";
-    const char *t2 = "{ \"config\" : [ { \"config\" : { \"batch_input_shape\":[null,4], \"name\":\"d\","
-                     " \"units\":3 }, \"class_name\":\"Dense\" } ],\n \"class_name\":\"Sequential\" }";
-    const char *t3 = "{\"class_name\": \"Sequential\", \"config\": [{\"class_name\": \"Dense\", "
-                     "\"config\": {\"units\": 5, \"name\": \"d\", \"batch_input_shape\": [null, 4]}}]}";
+    const char *t1 =
+        "{\"class_name\": \"Sequential\", \"config\": [{\"class_name\": \"Dense\", "
+        "\"config\": {\"units\": 3, \"name\": \"d\", \"batch_input_shape\": [null, 4]}}]}";
+    const char *t2 =
+        "{ \"config\" : [ { \"config\" : { \"batch_input_shape\":[null,4], \"name\":\"d\","
+        " \"units\":3 }, \"class_name\":\"Dense\" } ],\n \"class_name\":\"Sequential\" }";
+    const char *t3 =
+        "{\"class_name\": \"Sequential\", \"config\": [{\"class_name\": \"Dense\", "
+        "\"config\": {\"units\": 5, \"name\": \"d\", \"batch_input_shape\": [null, 4]}}]}";
     eng_arch *a = NULL, *b = NULL, *c = NULL;
     eng_error err = {0};
     CHECK(eng_arch_parse(t1, strlen(t1), &a, &err) == ENG_OK, "t1: %s", err.msg);
     CHECK(eng_arch_parse(t2, strlen(t2), &b, &err) == ENG_OK, "t2: %s", err.msg);
     CHECK(eng_arch_parse(t3, strlen(t3), &c, &err) == ENG_OK, "t3: %s", err.msg);
     if (a && b && c) {
-        CHECK(!strcmp(eng_arch_canonical(a),
-                      "{\"class_name\":\"Sequential\",\"config\":[{\"class_name\":\"Dense\",\"config\":"
-                      "{\"batch_input_shape\":[null,4],\"name\":\"d\",\"units\":3}}]}"),
+        CHECK(!strcmp(
+                  eng_arch_canonical(a),
+                  "{\"class_name\":\"Sequential\",\"config\":[{\"class_name\":\"Dense\",\"config\":"
+                  "{\"batch_input_shape\":[null,4],\"name\":\"d\",\"units\":3}}]}"),
               "canonical: %s", eng_arch_canonical(a));
         CHECK(!strcmp(eng_arch_id(a), eng_arch_id(b)), "same config, different ids");
         CHECK(strcmp(eng_arch_id(a), eng_arch_id(c)) != 0, "different configs, same id");
-        CHECK(!strncmp(eng_arch_id(a), "sha256:", 7) && strlen(eng_arch_id(a)) == 71, "id form %s", eng_arch_id(a));
+        CHECK(!strncmp(eng_arch_id(a), "sha256:", 7) && strlen(eng_arch_id(a)) == 71, "id form %s",
+              eng_arch_id(a));
         /* sha256 of the canonical text, computed independently */
-        FILE *p = popen("printf '%s' '{\"class_name\":\"Sequential\",\"config\":[{\"class_name\":\"Dense\","
-                        "\"config\":{\"batch_input_shape\":[null,4],\"name\":\"d\",\"units\":3}}]}' | sha256sum", "r");
+        FILE *p = popen(
+            "printf '%s' '{\"class_name\":\"Sequential\",\"config\":[{\"class_name\":\"Dense\","
+            "\"config\":{\"batch_input_shape\":[null,4],\"name\":\"d\",\"units\":3}}]}' | sha256sum",
+            "r");
         char line[128] = "";
         if (p && fgets(line, sizeof line, p)) {
             line[64] = 0;
@@ -362,19 +385,22 @@ static void run_canonical(void)
         }
         if (p) pclose(p);
         json_t *j = eng_arch_to_json(a);
-        CHECK(j && !strcmp(json_string_value(json_object_get(j, "framework")), "keras"), "framework");
+        CHECK(j && !strcmp(json_string_value(json_object_get(j, "framework")), "keras"),
+              "framework");
         json_decref(j);
     }
     eng_arch_free(a);
     eng_arch_free(b);
     eng_arch_free(c);
     /* duplicate keys and non-objects refused */
-    const char *bad[] = {"[1,2]", "{\"class_name\":\"Sequential\",\"class_name\":\"Model\",\"config\":[]}",
+    const char *bad[] = {"[1,2]",
+                         "{\"class_name\":\"Sequential\",\"class_name\":\"Model\",\"config\":[]}",
                          "{\"class_name\":\"Sequential\",\"config\":[]}", ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         eng_arch *x = NULL;
         eng_error e2 = {0};
-        CHECK(eng_arch_parse(bad[i], strlen(bad[i]), &x, &e2) == ENG_ERR_ARCH && !x, "bad[%zu] accepted", i);
+        CHECK(eng_arch_parse(bad[i], strlen(bad[i]), &x, &e2) == ENG_ERR_ARCH && !x,
+              "bad[%zu] accepted", i);
         eng_error_release(&e2);
     }
 }

@@ -56,7 +56,10 @@ static void tmpw_tensor(tmpw *t, const float *data, int rank, const int64_t *sha
     eng_tensor *x = &l->tensors[l->ntensors++];
     memset(x, 0, sizeof *x);
     uint64_t n = 1;
-    for (int i = 0; i < rank; i++) { x->shape[i] = shape[i]; n *= (uint64_t)shape[i]; }
+    for (int i = 0; i < rank; i++) {
+        x->shape[i] = shape[i];
+        n *= (uint64_t)shape[i];
+    }
     x->rank = rank;
     x->dtype = ENG_DT_F32;
     x->name = strdup("w");
@@ -75,7 +78,8 @@ static void tmpw_free(tmpw *t)
 }
 
 /* Parse, load, predict one sample; returns the code of the first failing step. */
-static eng_code predict(const char *json, tmpw *t, const float *in, float *out, size_t nout, eng_error *err)
+static eng_code predict(const char *json, tmpw *t, const float *in, float *out, size_t nout,
+                        eng_error *err)
 {
     eng_arch *a = NULL;
     eng_model *m = NULL;
@@ -83,7 +87,8 @@ static eng_code predict(const char *json, tmpw *t, const float *in, float *out, 
     eng_code rc = eng_arch_parse(json, strlen(json), &a, err);
     if (!rc) rc = eng_model_load(a, t->s, t->fd, &m, err);
     if (!rc) {
-        CHECK(eng_model_output_size(m) == nout, "output size %zu, expected %zu", eng_model_output_size(m), nout);
+        CHECK(eng_model_output_size(m) == nout, "output size %zu, expected %zu",
+              eng_model_output_size(m), nout);
         if (eng_model_output_size(m) == nout) rc = eng_model_predict(m, ws, in, 1, out, err);
     }
     eng_model_free(m);
@@ -95,18 +100,20 @@ static eng_code predict(const char *json, tmpw *t, const float *in, float *out, 
 static void expect_close(const char *tag, const float *got, const float *want, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        CHECK(fabsf(got[i] - want[i]) <= 1e-6f + 1e-6f * fabsf(want[i]), "%s[%zu]: %.9g, expected %.9g", tag, i,
-              got[i], want[i]);
+        CHECK(fabsf(got[i] - want[i]) <= 1e-6f + 1e-6f * fabsf(want[i]),
+              "%s[%zu]: %.9g, expected %.9g", tag, i, got[i], want[i]);
 }
 
 static void test_hard_sigmoid(void)
 {
-    const char *k2 = "{\"class_name\":\"Sequential\",\"keras_version\":\"2.4.0\",\"config\":[{\"class_name\":\"Dense\","
-                     "\"config\":{\"name\":\"d\",\"units\":1,\"activation\":\"hard_sigmoid\",\"batch_input_shape\":[null,1]}}]}";
-    const char *k3 = "{\"module\":\"keras\",\"class_name\":\"Sequential\",\"config\":{\"name\":\"s\",\"layers\":["
-                     "{\"module\":\"keras.layers\",\"class_name\":\"InputLayer\",\"config\":{\"batch_shape\":[null,1],\"name\":\"i\"}},"
-                     "{\"module\":\"keras.layers\",\"class_name\":\"Dense\",\"config\":{\"name\":\"d\",\"units\":1,"
-                     "\"activation\":\"hard_sigmoid\"}}]}}";
+    const char *k2 =
+        "{\"class_name\":\"Sequential\",\"keras_version\":\"2.4.0\",\"config\":[{\"class_name\":\"Dense\","
+        "\"config\":{\"name\":\"d\",\"units\":1,\"activation\":\"hard_sigmoid\",\"batch_input_shape\":[null,1]}}]}";
+    const char *k3 =
+        "{\"module\":\"keras\",\"class_name\":\"Sequential\",\"config\":{\"name\":\"s\",\"layers\":["
+        "{\"module\":\"keras.layers\",\"class_name\":\"InputLayer\",\"config\":{\"batch_shape\":[null,1],\"name\":\"i\"}},"
+        "{\"module\":\"keras.layers\",\"class_name\":\"Dense\",\"config\":{\"name\":\"d\",\"units\":1,"
+        "\"activation\":\"hard_sigmoid\"}}]}}";
     const float kern[] = {1.0f}, bias[] = {0.0f}, in[] = {1.5f};
     const int64_t s11[] = {1, 1}, s1[] = {1};
     float out = 0;
@@ -133,9 +140,10 @@ static void test_hard_sigmoid(void)
 
 static void test_relu_layer(void)
 {
-    const char *j = "{\"class_name\":\"Sequential\",\"keras_version\":\"2.4.0\",\"config\":[{\"class_name\":\"ReLU\","
-                    "\"config\":{\"name\":\"r\",\"max_value\":1.0,\"negative_slope\":0.125,\"threshold\":0.5,"
-                    "\"batch_input_shape\":[null,5]}}]}";
+    const char *j =
+        "{\"class_name\":\"Sequential\",\"keras_version\":\"2.4.0\",\"config\":[{\"class_name\":\"ReLU\","
+        "\"config\":{\"name\":\"r\",\"max_value\":1.0,\"negative_slope\":0.125,\"threshold\":0.5,"
+        "\"batch_input_shape\":[null,5]}}]}";
     const float in[] = {-1.0f, 0.5f, 0.75f, 2.0f, 1.0f};
     const float want[] = {-0.1875f, 0.0f, 0.75f, 1.0f, 1.0f};
     float out[5];
@@ -152,17 +160,18 @@ static void test_relu_layer(void)
  * f0 = [1,2], f1 = [10,20], bias [0,100] -> (2,1,2) = [[5,8],[150,180]]. */
 static void test_th_conv(void)
 {
-    const char *j = "{\"class_name\":\"Sequential\",\"config\":[{\"class_name\":\"Convolution2D\",\"config\":"
-                    "{\"name\":\"c\",\"nb_filter\":2,\"nb_row\":1,\"nb_col\":2,\"border_mode\":\"valid\","
-                    "\"dim_ordering\":\"th\",\"subsample\":[1,1],\"bias\":true,\"activation\":\"linear\","
-                    "\"batch_input_shape\":[null,1,1,3]}},{\"class_name\":\"Flatten\",\"config\":{\"name\":\"f\"}}]}";
-    const float kern_th[] = {1, 2, 10, 20};   /* (out=2, in=1, kh=1, kw=2) */
+    const char *j =
+        "{\"class_name\":\"Sequential\",\"config\":[{\"class_name\":\"Convolution2D\",\"config\":"
+        "{\"name\":\"c\",\"nb_filter\":2,\"nb_row\":1,\"nb_col\":2,\"border_mode\":\"valid\","
+        "\"dim_ordering\":\"th\",\"subsample\":[1,1],\"bias\":true,\"activation\":\"linear\","
+        "\"batch_input_shape\":[null,1,1,3]}},{\"class_name\":\"Flatten\",\"config\":{\"name\":\"f\"}}]}";
+    const float kern_th[] = {1, 2, 10, 20}; /* (out=2, in=1, kh=1, kw=2) */
     const float bias[] = {0, 100}, in[] = {1, 2, 3}, want[] = {5, 8, 150, 180};
     const int64_t sk[] = {2, 1, 1, 2}, sb[] = {2};
     float out[4];
     eng_error err = {0};
     tmpw t;
-    tmpw_init(&t, ENG_FMT_KERAS2_WEIGHTS, NULL);   /* Keras 1 save_weights: no keras_version */
+    tmpw_init(&t, ENG_FMT_KERAS2_WEIGHTS, NULL); /* Keras 1 save_weights: no keras_version */
     tmpw_layer(&t, "c");
     tmpw_tensor(&t, kern_th, 4, sk);
     tmpw_tensor(&t, bias, 1, sb);
@@ -176,11 +185,16 @@ static void test_th_conv(void)
     tmpw_layer(&t, "c");
     tmpw_tensor(&t, kern_th, 4, sk);
     tmpw_tensor(&t, bias, 1, sb);
-    CHECK(predict(j, &t, in, out, 4, &err) == ENG_ERR_WEIGHTS, "th kernel accepted from a Keras 2 file");
+    CHECK(predict(j, &t, in, out, 4, &err) == ENG_ERR_WEIGHTS,
+          "th kernel accepted from a Keras 2 file");
     const json_t *p = json_array_get(json_object_get(err.details, "problems"), 0);
     char *d = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
-    CHECK(d && !strcmp(d, "{\"expected\":[1,2,1,2],\"found\":[2,1,1,2],\"layer\":\"c\",\"weight\":\"kernel\"}"),
-          "problem %s", d ? d : "(none)");
+    CHECK(
+        d &&
+            !strcmp(
+                d,
+                "{\"expected\":[1,2,1,2],\"found\":[2,1,1,2],\"layer\":\"c\",\"weight\":\"kernel\"}"),
+        "problem %s", d ? d : "(none)");
     free(d);
     tmpw_free(&t);
     eng_error_release(&err);
@@ -189,12 +203,13 @@ static void test_th_conv(void)
 /* Keras 2 channels_first Conv2D then Flatten(channels_first): (H,W,C) order. */
 static void test_cf_flatten(void)
 {
-    const char *j = "{\"class_name\":\"Sequential\",\"keras_version\":\"2.2.4\",\"config\":{\"name\":\"s\",\"layers\":["
-                    "{\"class_name\":\"Conv2D\",\"config\":{\"name\":\"c\",\"filters\":2,\"kernel_size\":[1,2],"
-                    "\"data_format\":\"channels_first\",\"padding\":\"valid\",\"use_bias\":true,"
-                    "\"batch_input_shape\":[null,1,1,3]}},"
-                    "{\"class_name\":\"Flatten\",\"config\":{\"name\":\"f\",\"data_format\":\"channels_first\"}}]}}";
-    const float kern[] = {1, 10, 2, 20};   /* (kh=1, kw=2, in=1, out=2) */
+    const char *j =
+        "{\"class_name\":\"Sequential\",\"keras_version\":\"2.2.4\",\"config\":{\"name\":\"s\",\"layers\":["
+        "{\"class_name\":\"Conv2D\",\"config\":{\"name\":\"c\",\"filters\":2,\"kernel_size\":[1,2],"
+        "\"data_format\":\"channels_first\",\"padding\":\"valid\",\"use_bias\":true,"
+        "\"batch_input_shape\":[null,1,1,3]}},"
+        "{\"class_name\":\"Flatten\",\"config\":{\"name\":\"f\",\"data_format\":\"channels_first\"}}]}}";
+    const float kern[] = {1, 10, 2, 20}; /* (kh=1, kw=2, in=1, out=2) */
     const float bias[] = {0, 100}, in[] = {1, 2, 3}, want[] = {5, 150, 8, 180};
     const int64_t sk[] = {1, 2, 1, 2}, sb[] = {2};
     float out[4];
@@ -215,20 +230,23 @@ static void test_maxpool_case(int C, int k, int stride)
 {
     enum { H = 7, W = 6 };
     char j[512];
-    snprintf(j, sizeof j,
-             "{\"class_name\":\"Sequential\",\"keras_version\":\"2.4.0\",\"config\":[{\"class_name\":"
-             "\"MaxPooling2D\",\"config\":{\"name\":\"p\",\"pool_size\":[%d,%d],\"strides\":[%d,%d],"
-             "\"padding\":\"valid\",\"batch_input_shape\":[null,%d,%d,%d]}}]}", k, k, stride, stride, H, W, C);
+    snprintf(
+        j, sizeof j,
+        "{\"class_name\":\"Sequential\",\"keras_version\":\"2.4.0\",\"config\":[{\"class_name\":"
+        "\"MaxPooling2D\",\"config\":{\"name\":\"p\",\"pool_size\":[%d,%d],\"strides\":[%d,%d],"
+        "\"padding\":\"valid\",\"batch_input_shape\":[null,%d,%d,%d]}}]}",
+        k, k, stride, stride, H, W, C);
     const int Ho = (H - k) / stride + 1, Wo = (W - k) / stride + 1;
     size_t nin = (size_t)H * W * C, nout = (size_t)Ho * Wo * C;
-    float *in = malloc(nin * sizeof *in), *out = malloc(nout * sizeof *out), *want = malloc(nout * sizeof *want);
+    float *in = malloc(nin * sizeof *in), *out = malloc(nout * sizeof *out),
+          *want = malloc(nout * sizeof *want);
     unsigned seed = 12345u + (unsigned)C;
     for (size_t i = 0; i < nin; i++) {
         seed = seed * 1103515245u + 12345u;
         in[i] = (float)((int)(seed >> 16) % 2001 - 1000) / 37.0f;
     }
-    in[((size_t)1 * W + 1) * C + 0] = NAN;            /* in the first window */
-    in[((size_t)3 * W + 2) * C + (C - 1)] = NAN;      /* a middle window, last channel */
+    in[((size_t)1 * W + 1) * C + 0] = NAN;       /* in the first window */
+    in[((size_t)3 * W + 2) * C + (C - 1)] = NAN; /* a middle window, last channel */
     in[((size_t)5 * W + 4) * C + C / 2] = -INFINITY;
     for (int oy = 0; oy < Ho; oy++)
         for (int ox = 0; ox < Wo; ox++)
@@ -253,7 +271,8 @@ static void test_maxpool_case(int C, int k, int stride)
         if (isnan(want[i]) ? !isnan(out[i]) : out[i] != want[i]) bad++;
     }
     CHECK(nans >= 2, "the case has NaN windows (%d)", nans);
-    CHECK(bad == 0, "maxpool C=%d k=%d s=%d: %d of %zu outputs differ from the definition", C, k, stride, bad, nout);
+    CHECK(bad == 0, "maxpool C=%d k=%d s=%d: %d of %zu outputs differ from the definition", C, k,
+          stride, bad, nout);
     tmpw_free(&t);
     eng_error_release(&err);
     free(in);

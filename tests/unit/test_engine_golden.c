@@ -32,7 +32,10 @@ static bool fixture_path(const char *file, const char *fixtures, char *out, size
     return fixtures != NULL;
 }
 
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static float *floats_of(const json_t *data, size_t *n)
 {
@@ -61,7 +64,7 @@ static int run_case(const char *dir, const char *name, const char *fixtures)
     float *in = NULL, *exp = NULL, *out = NULL;
     int fd = -1;
     eng_error err = {0};
-    if (!input || !expected) goto out;   /* not a case folder */
+    if (!input || !expected) goto out; /* not a case folder */
 
     snprintf(path, sizeof path, "%s/model.json", base);
     text = check_slurp(path, &len);
@@ -85,24 +88,38 @@ static int run_case(const char *dir, const char *name, const char *fixtures)
     ran = 1;
     CHECK(text != NULL, "golden %s: no model JSON", name);
     if (!text) goto out;
-    if (eng_arch_parse(text, len, &a, &err) != ENG_OK) { CHECK(0, "golden %s: arch: %s", name, err.msg); goto out; }
-    if (eng_summary_read(wpath, &s, &err) != ENG_OK) { CHECK(0, "golden %s: read: %s", name, err.msg); goto out; }
+    if (eng_arch_parse(text, len, &a, &err) != ENG_OK) {
+        CHECK(0, "golden %s: arch: %s", name, err.msg);
+        goto out;
+    }
+    if (eng_summary_read(wpath, &s, &err) != ENG_OK) {
+        CHECK(0, "golden %s: read: %s", name, err.msg);
+        goto out;
+    }
     fd = open(wpath, O_RDONLY);
     CHECK(fd >= 0, "golden %s: open %s", name, wpath);
     if (fd < 0) goto out;
-    if (eng_model_load(a, s, fd, &m, &err) != ENG_OK) { CHECK(0, "golden %s: load: %s", name, err.msg); goto out; }
+    if (eng_model_load(a, s, fd, &m, &err) != ENG_OK) {
+        CHECK(0, "golden %s: load: %s", name, err.msg);
+        goto out;
+    }
 
-    const json_t *ishape = json_object_get(input, "shape"), *oshape = json_object_get(expected, "shape");
+    const json_t *ishape = json_object_get(input, "shape"),
+                 *oshape = json_object_get(expected, "shape");
     size_t batch = (size_t)json_integer_value(json_array_get(ishape, 0));
     size_t nin, nexp;
     in = floats_of(json_object_get(input, "data"), &nin);
     exp = floats_of(json_object_get(expected, "data"), &nexp);
-    CHECK(batch > 0 && nin == batch * eng_model_input_size(m), "golden %s: input %zu values, model takes %zu x %zu",
-          name, nin, batch, eng_model_input_size(m));
+    CHECK(batch > 0 && nin == batch * eng_model_input_size(m),
+          "golden %s: input %zu values, model takes %zu x %zu", name, nin, batch,
+          eng_model_input_size(m));
     CHECK(nexp == batch * eng_model_output_size(m) &&
               (size_t)json_integer_value(json_array_get(oshape, 0)) == batch,
-          "golden %s: expected %zu values, model gives %zu x %zu", name, nexp, batch, eng_model_output_size(m));
-    if (batch == 0 || nin != batch * eng_model_input_size(m) || nexp != batch * eng_model_output_size(m)) goto out;
+          "golden %s: expected %zu values, model gives %zu x %zu", name, nexp, batch,
+          eng_model_output_size(m));
+    if (batch == 0 || nin != batch * eng_model_input_size(m) ||
+        nexp != batch * eng_model_output_size(m))
+        goto out;
     out = malloc(nexp * sizeof *out);
     ws = eng_workspace_new();
     /* twice: a warm workspace must give the same answer */
@@ -118,14 +135,19 @@ static int run_case(const char *dir, const char *name, const char *fixtures)
             double e = json_number_value(json_array_get(ed, i));
             double d = fabs((double)out[i] - e), tol = 1e-5 + 1e-4 * fabs(e);
             if (!(d <= tol)) bad++;
-            if (!(d / tol <= worst)) { worst = d / tol; at = i; }
+            if (!(d / tol <= worst)) {
+                worst = d / tol;
+                at = i;
+            }
         }
-        CHECK(bad == 0, "golden %s: %zu of %zu outputs out of tolerance; worst [%zu] got %.9g expected %.9g",
+        CHECK(bad == 0,
+              "golden %s: %zu of %zu outputs out of tolerance; worst [%zu] got %.9g expected %.9g",
               name, bad, nexp, at, out[at], json_number_value(json_array_get(ed, at)));
     }
     /* and the whole validation passes */
     json_t *rep = NULL, *ls = NULL;
-    CHECK(eng_validate(a, s, fd, &rep, &ls, &err) == ENG_OK, "golden %s: validate: %s", name, err.msg);
+    CHECK(eng_validate(a, s, fd, &rep, &ls, &err) == ENG_OK, "golden %s: validate: %s", name,
+          err.msg);
     json_decref(rep);
     json_decref(ls);
 out:

@@ -20,18 +20,18 @@
 #include "engine.h"
 
 enum { X_REFUSED = 10, X_ACCEPTED = 11, X_INCONSISTENT = 12 };
-#define CHILD_SECONDS 10   /* the SOURCES.md measurement's deadline */
+#define CHILD_SECONDS 10 /* the SOURCES.md measurement's deadline */
 
 static int child(const char *path)
 {
     alarm(CHILD_SECONDS);
 #ifndef STRATA_SANITIZED
     /* ASan reserves terabytes of shadow: an address-space cap only works without it */
-    struct rlimit rl = { 2ul << 30, 2ul << 30 };
+    struct rlimit rl = {2ul << 30, 2ul << 30};
     setrlimit(RLIMIT_AS, &rl);
 #endif
     eng_summary *s = NULL, *s2 = NULL;
-    eng_error e = { 0 };
+    eng_error e = {0};
     if (eng_summary_read(path, &s, &e) != ENG_OK) return X_REFUSED;
     json_t *j = eng_summary_to_json(s);
     int ok = j && eng_summary_from_json(j, &s2, &e) == ENG_OK;
@@ -77,27 +77,29 @@ int main(void)
         pid_t pid = fork();
         CHECK(pid >= 0, "fork");
         if (pid < 0) break;
-        if (pid == 0) _exit(child(path));   /* _exit: no atexit/LeakSanitizer in the child */
+        if (pid == 0) _exit(child(path)); /* _exit: no atexit/LeakSanitizer in the child */
         int st = 0;
         while (waitpid(pid, &st, 0) < 0) {}
         if (WIFEXITED(st) && WEXITSTATUS(st) == X_REFUSED) refused++;
         else if (WIFEXITED(st) && WEXITSTATUS(st) == X_ACCEPTED) accepted++;
         else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
             hung++;
-            fprintf(stderr, "info: %s: still running after %d s (libhdf5 hang)\n", names[i], CHILD_SECONDS);
+            fprintf(stderr, "info: %s: still running after %d s (libhdf5 hang)\n", names[i],
+                    CHILD_SECONDS);
         } else {
             CHECK(!(WIFEXITED(st) && WEXITSTATUS(st) == X_INCONSISTENT),
                   "%s: reader returned ENG_OK with an inconsistent summary", names[i]);
             if (!(WIFEXITED(st) && WEXITSTATUS(st) == X_INCONSISTENT)) {
                 crashed++;
                 fprintf(stderr, "info: %s: child died (%s %d)\n", names[i],
-                        WIFSIGNALED(st) ? "signal" : "exit", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+                        WIFSIGNALED(st) ? "signal" : "exit",
+                        WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
             }
         }
         free(names[i]);
     }
     CHECK(n > 0, "no files in %s", dir);
-    printf("hdf5-cve: %zu files: %d refused, %d accepted, %d crashed, %d hung\n",
-           n, refused, accepted, crashed, hung);
+    printf("hdf5-cve: %zu files: %d refused, %d accepted, %d crashed, %d hung\n", n, refused,
+           accepted, crashed, hung);
     return check_done();
 }

@@ -39,7 +39,8 @@ static eng_arch *arch_from(const char *json_file, const eng_summary *embedded)
     if (!text) return NULL;
     eng_arch *a = NULL;
     eng_error err = {0};
-    CHECK(eng_arch_parse(text, len, &a, &err) == ENG_OK, "arch %s: %s", json_file ? json_file : "(embedded)", err.msg);
+    CHECK(eng_arch_parse(text, len, &a, &err) == ENG_OK, "arch %s: %s",
+          json_file ? json_file : "(embedded)", err.msg);
     eng_error_release(&err);
     free(text);
     return a;
@@ -63,7 +64,10 @@ static run validate_path(const char *path, const char *json_file)
         goto out;
     }
     eng_arch *a = arch_from(json_file, s);
-    if (!a) { r.rc = ENG_ERR_ARCH; goto out; }
+    if (!a) {
+        r.rc = ENG_ERR_ARCH;
+        goto out;
+    }
     r.rc = eng_validate(a, s, fd, &r.report, &r.layers, &err);
     snprintf(r.msg, sizeof r.msg, "%s", err.msg);
     r.details = err.details;
@@ -93,21 +97,23 @@ static void run_free(run *r)
 static void expect_pass(const char *weights, const char *json_file, long long params)
 {
     run r = validate_fx(weights, json_file);
-    CHECK(r.rc == ENG_OK, "%s vs %s: %s", weights, json_file ? json_file : "embedded config", r.msg);
+    CHECK(r.rc == ENG_OK, "%s vs %s: %s", weights, json_file ? json_file : "embedded config",
+          r.msg);
     if (r.rc == ENG_OK) {
-        CHECK(!strcmp(json_string_value(json_object_get(r.report, "status")), "passed"), "%s status", weights);
+        CHECK(!strcmp(json_string_value(json_object_get(r.report, "status")), "passed"),
+              "%s status", weights);
         const json_t *po = json_object_get(r.report, "probe_output");
-        CHECK(json_array_size(po) > 0 && json_array_size(po) <= 16, "%s probe_output size %zu", weights,
-              json_array_size(po));
+        CHECK(json_array_size(po) > 0 && json_array_size(po) <= 16, "%s probe_output size %zu",
+              weights, json_array_size(po));
         long long sum = 0;
         size_t i;
         const json_t *l;
-        json_array_foreach(r.layers, i, l) {
+        json_array_foreach (r.layers, i, l) {
             sum += json_integer_value(json_object_get(l, "params"));
             const char *d = json_string_value(json_object_get(l, "digest"));
             if (json_array_size(json_object_get(l, "weights")))
-                CHECK(d && !strncmp(d, "sha256:", 7) && strlen(d) == 71, "%s: digest of %s", weights,
-                      json_string_value(json_object_get(l, "name")));
+                CHECK(d && !strncmp(d, "sha256:", 7) && strlen(d) == 71, "%s: digest of %s",
+                      weights, json_string_value(json_object_get(l, "name")));
             CHECK(json_string_value(json_object_get(l, "class")) != NULL, "%s: class", weights);
         }
         CHECK(sum == params, "%s: layers params %lld, expected %lld", weights, sum, params);
@@ -115,12 +121,12 @@ static void expect_pass(const char *weights, const char *json_file, long long pa
     run_free(&r);
 }
 
-static bool has_problem(const json_t *details, const char *layer, const char *weight, const char *problem,
-                        const char *expected, const char *found)
+static bool has_problem(const json_t *details, const char *layer, const char *weight,
+                        const char *problem, const char *expected, const char *found)
 {
     size_t i;
     const json_t *p;
-    json_array_foreach(json_object_get(details, "problems"), i, p) {
+    json_array_foreach (json_object_get(details, "problems"), i, p) {
         const char *l = json_string_value(json_object_get(p, "layer"));
         const char *w = json_string_value(json_object_get(p, "weight"));
         const char *k = json_string_value(json_object_get(p, "problem"));
@@ -169,7 +175,8 @@ static void test_accepts(void)
         int fd = open(path, O_RDONLY);
         if (a && fd >= 0 && eng_summary_read(path, &w, &err) == ENG_OK) {
             json_t *rep = NULL, *ls = NULL;
-            CHECK(eng_validate(a, w, fd, &rep, &ls, &err) == ENG_OK, "k1 weights-only: %s", err.msg);
+            CHECK(eng_validate(a, w, fd, &rep, &ls, &err) == ENG_OK, "k1 weights-only: %s",
+                  err.msg);
             json_decref(rep);
             json_decref(ls);
         }
@@ -187,19 +194,21 @@ static void test_same_weights_same_probe(void)
     run a = validate_fx("k3_3.10.0_mnist_cnn.weights.h5", "k3_3.10.0_mnist_cnn.model.json");
     run b = validate_fx("k3_3.10.0_legacy_full_mnist_cnn.h5", "k3_3.10.0_mnist_cnn.model.json");
     if (a.rc == ENG_OK && b.rc == ENG_OK) {
-        CHECK(json_equal(json_object_get(a.report, "probe_output"), json_object_get(b.report, "probe_output")),
+        CHECK(json_equal(json_object_get(a.report, "probe_output"),
+                         json_object_get(b.report, "probe_output")),
               "probe differs between .weights.h5 and legacy .h5");
         /* the layer digests are over the same bytes too */
         size_t i;
         const json_t *l;
-        json_array_foreach(a.layers, i, l) {
+        json_array_foreach (a.layers, i, l) {
             const json_t *m = json_array_get(b.layers, i);
-            CHECK(json_equal(json_object_get(l, "digest"), json_object_get(m, "digest")), "digest of %s differs",
-                  json_string_value(json_object_get(l, "name")));
+            CHECK(json_equal(json_object_get(l, "digest"), json_object_get(m, "digest")),
+                  "digest of %s differs", json_string_value(json_object_get(l, "name")));
         }
         double s = 0;
         const json_t *v;
-        json_array_foreach(json_object_get(a.report, "probe_output"), i, v) s += json_real_value(v);
+        json_array_foreach (json_object_get(a.report, "probe_output"), i, v)
+            s += json_real_value(v);
         CHECK(fabs(s - 1.0) < 1e-4, "softmax probe sums to %g", s);
     }
     run_free(&a);
@@ -210,15 +219,20 @@ static void test_refusals(void)
 {
     /* mnist weights vs the conv2d_dropout architecture */
     run r = validate_fx("k2_2.1.2_weights_mnist_cnn.h5", "k2_2.0.0_conv2d_dropout.model.json");
-    CHECK(r.rc == ENG_ERR_WEIGHTS, "mnist weights accepted for conv2d_dropout (%d %s)", r.rc, r.msg);
-    CHECK(has_problem(r.details, "conv2d_1", "kernel", NULL, "[3,3,1,2]", "[5,5,1,30]"), "conv2d_1 kernel problem");
+    CHECK(r.rc == ENG_ERR_WEIGHTS, "mnist weights accepted for conv2d_dropout (%d %s)", r.rc,
+          r.msg);
+    CHECK(has_problem(r.details, "conv2d_1", "kernel", NULL, "[3,3,1,2]", "[5,5,1,30]"),
+          "conv2d_1 kernel problem");
     CHECK(has_problem(r.details, "conv2d_1", "bias", NULL, "[2]", "[30]"), "conv2d_1 bias problem");
-    CHECK(has_problem(r.details, "dense_1", "kernel", NULL, "[128,10]", "[375,128]"), "dense_1 kernel problem");
-    CHECK(has_problem(r.details, "conv2d_2", NULL, "unexpected", NULL, NULL), "conv2d_2 unexpected");
+    CHECK(has_problem(r.details, "dense_1", "kernel", NULL, "[128,10]", "[375,128]"),
+          "dense_1 kernel problem");
+    CHECK(has_problem(r.details, "conv2d_2", NULL, "unexpected", NULL, NULL),
+          "conv2d_2 unexpected");
     CHECK(has_problem(r.details, "dense_3", NULL, "unexpected", NULL, NULL), "dense_3 unexpected");
     CHECK(json_array_size(json_object_get(r.details, "problems")) == 7, "problem count %zu: %s",
           json_array_size(json_object_get(r.details, "problems")), r.msg);
-    CHECK(!strncmp(r.msg, "7 problems: ", 12) && strstr(r.msg, "layer 'conv2d_1': kernel shape [5,5,1,30], expected [3,3,1,2]"),
+    CHECK(!strncmp(r.msg, "7 problems: ", 12) &&
+              strstr(r.msg, "layer 'conv2d_1': kernel shape [5,5,1,30], expected [3,3,1,2]"),
           "message: %s", r.msg);
     CHECK(r.report == NULL && r.layers == NULL, "outputs set on failure");
     run_free(&r);
@@ -233,7 +247,8 @@ static void test_refusals(void)
     /* Keras 3 naming: the .keras weights (8 filters) vs the 3.10.0 JSON (32) */
     r = validate_fx("k3_3.11.3_mnist_cnn.keras", "k3_3.10.0_mnist_cnn.model.json");
     CHECK(r.rc == ENG_ERR_WEIGHTS, ".keras weights accepted for another arch");
-    CHECK(has_problem(r.details, "conv2d", "kernel", NULL, "[3,3,1,32]", "[3,3,1,8]"), "k3 conv2d kernel: %s", r.msg);
+    CHECK(has_problem(r.details, "conv2d", "kernel", NULL, "[3,3,1,32]", "[3,3,1,8]"),
+          "k3 conv2d kernel: %s", r.msg);
     CHECK(has_problem(r.details, "conv2d_1", NULL, "missing", NULL, NULL), "k3 conv2d_1 missing");
     run_free(&r);
 }
@@ -268,8 +283,10 @@ static void test_nan(void)
     eng_error_release(&err);
     run r = validate_path(dst, "k2_2.1.2_mnist_cnn.model.json");
     CHECK(r.rc == ENG_ERR_WEIGHTS, "NaN-poisoned weights accepted");
-    CHECK(has_problem(r.details, "dense_2", "bias", "nan", NULL, NULL), "dense_2 bias nan: %s", r.msg);
-    CHECK(has_problem(r.details, "dense_3", "kernel", "nan", NULL, NULL), "dense_3 kernel inf: %s", r.msg);
+    CHECK(has_problem(r.details, "dense_2", "bias", "nan", NULL, NULL), "dense_2 bias nan: %s",
+          r.msg);
+    CHECK(has_problem(r.details, "dense_3", "kernel", "nan", NULL, NULL), "dense_3 kernel inf: %s",
+          r.msg);
     CHECK(json_array_size(json_object_get(r.details, "problems")) == 2, "nan problems: %s", r.msg);
     run_free(&r);
     unlink(dst);
@@ -294,12 +311,13 @@ static void test_digests_and_batch(void)
         size_t i, k;
         const json_t *l, *t;
         int compared = 0;
-        json_array_foreach(mine, i, l) {
-            json_array_foreach(theirs, k, t) {
-                if (strcmp(json_string_value(json_object_get(l, "name")), json_string_value(json_object_get(t, "name"))))
+        json_array_foreach (mine, i, l) {
+            json_array_foreach (theirs, k, t) {
+                if (strcmp(json_string_value(json_object_get(l, "name")),
+                           json_string_value(json_object_get(t, "name"))))
                     continue;
-                CHECK(json_equal(json_object_get(l, "digest"), json_object_get(t, "digest")), "digest of %s",
-                      json_string_value(json_object_get(l, "name")));
+                CHECK(json_equal(json_object_get(l, "digest"), json_object_get(t, "digest")),
+                      "digest of %s", json_string_value(json_object_get(l, "name")));
                 compared++;
             }
         }
@@ -317,7 +335,8 @@ static void test_digests_and_batch(void)
         size_t ni = eng_model_input_size(m), no = eng_model_output_size(m);
         CHECK(ni == 625 && no == 5, "sizes %zu %zu", ni, no);
         enum { B = 3 };
-        float *in = malloc(B * ni * sizeof *in), *ob = malloc(B * no * sizeof *ob), *o1 = malloc(no * sizeof *o1);
+        float *in = malloc(B * ni * sizeof *in), *ob = malloc(B * no * sizeof *ob),
+              *o1 = malloc(no * sizeof *o1);
         for (size_t i = 0; i < B * ni; i++) in[i] = (float)((i * 7919 % 256) / 256.0);
         eng_workspace *ws = eng_workspace_new();
         CHECK(eng_model_predict(m, ws, in, B, ob, &err) == ENG_OK, "batch predict: %s", err.msg);
@@ -353,21 +372,27 @@ static void test_probe_reference(void)
 {
     const char *tests = getenv("STRATA_TESTS");
     char path[4400];
-    if (!tests) { SKIP_LOUD("STRATA_TESTS not set: numpy probe references not checked"); return; }
+    if (!tests) {
+        SKIP_LOUD("STRATA_TESTS not set: numpy probe references not checked");
+        return;
+    }
     snprintf(path, sizeof path, "%s/data/arch/probe_numpy.json", tests);
     json_t *ref = json_load_file(path, 0, NULL);
     CHECK(ref != NULL, "cannot read %s", path);
     const char *file;
     json_t *v;
-    json_object_foreach(ref, file, v) {
+    json_object_foreach (ref, file, v) {
         run r = validate_fx(file, json_string_value(json_object_get(v, "json")));
         CHECK(r.rc == ENG_OK, "%s: %s", file, r.msg);
-        const json_t *got = json_object_get(r.report, "probe_output"), *exp = json_object_get(v, "probe");
+        const json_t *got = json_object_get(r.report, "probe_output"),
+                     *exp = json_object_get(v, "probe");
         CHECK(json_array_size(got) == json_array_size(exp), "%s: probe sizes %zu vs %zu", file,
               json_array_size(got), json_array_size(exp));
         for (size_t i = 0; i < json_array_size(got) && i < json_array_size(exp); i++) {
-            double g = json_number_value(json_array_get(got, i)), e = json_number_value(json_array_get(exp, i));
-            CHECK(fabs(g - e) <= 1e-5 + 1e-4 * fabs(e), "%s: probe[%zu] %.9g, numpy %.9g", file, i, g, e);
+            double g = json_number_value(json_array_get(got, i)),
+                   e = json_number_value(json_array_get(exp, i));
+            CHECK(fabs(g - e) <= 1e-5 + 1e-4 * fabs(e), "%s: probe[%zu] %.9g, numpy %.9g", file, i,
+                  g, e);
         }
         run_free(&r);
     }
@@ -378,7 +403,8 @@ int main(void)
 {
     const char *f = check_fixtures();
     if (!f) {
-        SKIP_LOUD("STRATA_FIXTURES not set or incomplete: validation against real Keras files not run");
+        SKIP_LOUD(
+            "STRATA_FIXTURES not set or incomplete: validation against real Keras files not run");
         return check_done();
     }
     snprintf(fx, sizeof fx, "%s", f);

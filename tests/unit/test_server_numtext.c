@@ -44,19 +44,15 @@ static void decimal(const char *s, char *digits, int *exp10)
             point = n;
             continue;
         }
-        if (*s < '0' || *s > '9')
-            continue;
+        if (*s < '0' || *s > '9') continue;
         if (n == 0 && *s == '0') {
-            if (seen_point)
-                point--;          /* a leading zero after the point shifts it */
+            if (seen_point) point--; /* a leading zero after the point shifts it */
             continue;
         }
         digits[n++] = *s;
     }
-    if (*s)
-        e = atoi(s + 1);
-    if (!seen_point)
-        point = n;
+    if (*s) e = atoi(s + 1);
+    if (!seen_point) point = n;
     digits[n] = '\0';
     e += point - n;
     while (n > 0 && digits[n - 1] == '0') {
@@ -81,8 +77,7 @@ static void check_one(double v)
     out[n] = '\0';
     back = strtod(out, NULL);
     if (memcmp(&back, &v, sizeof v) != 0) {
-        if (fails++ < 20)
-            CHECK(0, "%.17g: '%s' reads back as %.17g", v, out, back);
+        if (fails++ < 20) CHECK(0, "%.17g: '%s' reads back as %.17g", v, out, back);
         return;
     }
     if (v == 0) {
@@ -101,8 +96,8 @@ static void check_one(double v)
     if ((int)strlen(d1) > (int)strlen(d2) ||
         ((int)strlen(d1) == len && (strcmp(d1, d2) != 0 || e1 != e2))) {
         if (fails++ < 20)
-            CHECK(0, "%.17g: '%s' (%s e%d), the shortest closest is '%s' (%s e%d)", v, out,
-                  d1, e1, ref, d2, e2);
+            CHECK(0, "%.17g: '%s' (%s e%d), the shortest closest is '%s' (%s e%d)", v, out, d1, e1,
+                  ref, d2, e2);
         return;
     }
     check_pass++;
@@ -110,16 +105,34 @@ static void check_one(double v)
 
 int main(void)
 {
-    static const struct { double v; const char *text; } spelled[] = {
-        { 0.93, "0.93" }, { 0.1, "0.1" }, { 1e-05, "1e-05" }, { 0.0001, "0.0001" },
-        { 0.000123456789, "0.000123456789" }, { 2.5, "2.5" }, { 3.0, "3" }, { -0.0, "-0" },
-        { 0.0, "0" }, { 1e16, "1e+16" }, { 1e15, "1000000000000000" },
-        { 123456789012345680.0, "1.2345678901234568e+17" }, { 9007199254740994.0, "9007199254740994" },
-        { 5e-324, "5e-324" }, { 1.7976931348623157e308, "1.7976931348623157e+308" },
-        { 2.2250738585072014e-308, "2.2250738585072014e-308" }, { -1.5e-7, "-1.5e-07" },
-        { 0.9300000071525574, "0.9300000071525574" }, { 735.78619384765625, "735.7861938476562" },
-        { 1234567890123456.8, "1234567890123456.8" }, { 100.5, "100.5" }, { 1e100, "1e+100" },
-        { (double)0.1f, "0.10000000149011612" }, { 1.0 / 3.0, "0.3333333333333333" },
+    static const struct {
+        double v;
+        const char *text;
+    } spelled[] = {
+        {0.93, "0.93"},
+        {0.1, "0.1"},
+        {1e-05, "1e-05"},
+        {0.0001, "0.0001"},
+        {0.000123456789, "0.000123456789"},
+        {2.5, "2.5"},
+        {3.0, "3"},
+        {-0.0, "-0"},
+        {0.0, "0"},
+        {1e16, "1e+16"},
+        {1e15, "1000000000000000"},
+        {123456789012345680.0, "1.2345678901234568e+17"},
+        {9007199254740994.0, "9007199254740994"},
+        {5e-324, "5e-324"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {2.2250738585072014e-308, "2.2250738585072014e-308"},
+        {-1.5e-7, "-1.5e-07"},
+        {0.9300000071525574, "0.9300000071525574"},
+        {735.78619384765625, "735.7861938476562"},
+        {1234567890123456.8, "1234567890123456.8"},
+        {100.5, "100.5"},
+        {1e100, "1e+100"},
+        {(double)0.1f, "0.10000000149011612"},
+        {1.0 / 3.0, "0.3333333333333333"},
     };
     char out[SRV_NUMTEXT_MAX + 1];
     size_t n;
@@ -134,33 +147,34 @@ int main(void)
     /* Every binary exponent: the smallest, largest and a power-of-two
      * mantissa (the uneven interval), and random ones. */
     for (uint64_t e = 0; e < 2047; e++) {
-        uint64_t ms[6] = { 0, 1, 0xfffffffffffffu, 0x8000000000000u, next() & 0xfffffffffffffu,
-                           next() & 0xfffffffffffffu };
+        uint64_t ms[6] = {0,
+                          1,
+                          0xfffffffffffffu,
+                          0x8000000000000u,
+                          next() & 0xfffffffffffffu,
+                          next() & 0xfffffffffffffu};
         for (int i = 0; i < 6; i++) {
             check_one(from_bits(e << 52 | ms[i]));
             check_one(-from_bits(e << 52 | ms[i]));
         }
     }
-    for (uint64_t c = 1; c < 20000; c++)
-        check_one(from_bits(c));
+    for (uint64_t c = 1; c < 20000; c++) check_one(from_bits(c));
     for (int i = 0; i < 200000; i++) {
         uint64_t b = next();
-        if (((b >> 52) & 0x7ff) == 0x7ff)
-            continue;
+        if (((b >> 52) & 0x7ff) == 0x7ff) continue;
         check_one(from_bits(b));
         float f;
         uint32_t u = (uint32_t)next();
         memcpy(&f, &u, sizeof f);
-        if (isfinite(f))
-            check_one((double)f);
+        if (isfinite(f)) check_one((double)f);
         check_one((double)(float)(1.0 / (1.0 + i * 0.001)));
         check_one((double)(next() % 1000000) / 1e6);
     }
     CHECK(fails == 0, "%ld doubles failed (first 20 shown)", fails);
 
     /* Integers. */
-    static const int64_t ints[] = { 0, 7, 10, 99, 100, 12345, -1, -987654321,
-                                    INT64_MAX, INT64_MIN, 1000000, 999999 };
+    static const int64_t ints[] = {0,  7,          10,        99,        100,     12345,
+                                   -1, -987654321, INT64_MAX, INT64_MIN, 1000000, 999999};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         char ref[32];
         n = srv_i64_text(ints[i], out);

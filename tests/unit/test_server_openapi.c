@@ -10,7 +10,10 @@
 
 extern const char srv_openapi_yaml[];
 
-struct op { char method[8]; char path[160]; };
+struct op {
+    char method[8];
+    char path[160];
+};
 
 static size_t parse_ops(struct op *ops, size_t max)
 {
@@ -29,11 +32,14 @@ static size_t parse_ops(struct op *ops, size_t max)
         else if (in_paths && line[0] && line[0] != ' ') in_paths = 0;
         else if (in_paths && strncmp(line, "  /", 3) == 0 && line[len - 1] == ':') {
             snprintf(path, sizeof path, "%.*s", (int)(len - 3), line + 2);
-        } else if (in_paths && strncmp(line, "    ", 4) == 0 && line[4] != ' ' && line[len - 1] == ':') {
+        } else if (in_paths && strncmp(line, "    ", 4) == 0 && line[4] != ' ' &&
+                   line[len - 1] == ':') {
             static const char *const methods[] = {"get", "post", "put", "delete", "head", "patch"};
             for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-                if (strlen(methods[i]) == len - 5 && strncmp(line + 4, methods[i], len - 5) == 0 && n < max) {
-                    for (size_t k = 0; methods[i][k]; k++) ops[n].method[k] = (char)toupper((unsigned char)methods[i][k]);
+                if (strlen(methods[i]) == len - 5 && strncmp(line + 4, methods[i], len - 5) == 0 &&
+                    n < max) {
+                    for (size_t k = 0; methods[i][k]; k++)
+                        ops[n].method[k] = (char)toupper((unsigned char)methods[i][k]);
                     ops[n].method[strlen(methods[i])] = 0;
                     snprintf(ops[n].path, sizeof ops[n].path, "%s", path);
                     n++;
@@ -53,14 +59,18 @@ int main(void)
     for (size_t i = 0; i < srv_nroutes; i++) {
         int found = 0;
         for (size_t k = 0; k < n; k++)
-            found |= strcmp(ops[k].method, srv_routes[i].method) == 0 && strcmp(ops[k].path, srv_routes[i].pattern) == 0;
-        CHECK(found, "route %s %s is not in docs/openapi.yaml", srv_routes[i].method, srv_routes[i].pattern);
+            found |= strcmp(ops[k].method, srv_routes[i].method) == 0 &&
+                     strcmp(ops[k].path, srv_routes[i].pattern) == 0;
+        CHECK(found, "route %s %s is not in docs/openapi.yaml", srv_routes[i].method,
+              srv_routes[i].pattern);
     }
     for (size_t k = 0; k < n; k++) {
         int found = 0;
         for (size_t i = 0; i < srv_nroutes; i++)
-            found |= strcmp(ops[k].method, srv_routes[i].method) == 0 && strcmp(ops[k].path, srv_routes[i].pattern) == 0;
-        CHECK(found, "docs/openapi.yaml has %s %s, which no route serves", ops[k].method, ops[k].path);
+            found |= strcmp(ops[k].method, srv_routes[i].method) == 0 &&
+                     strcmp(ops[k].path, srv_routes[i].pattern) == 0;
+        CHECK(found, "docs/openapi.yaml has %s %s, which no route serves", ops[k].method,
+              ops[k].path);
     }
     return check_done();
 }

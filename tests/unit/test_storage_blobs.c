@@ -17,7 +17,9 @@ static const char abc_hex[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
-    (void)sb; (void)flag; (void)f;
+    (void)sb;
+    (void)flag;
+    (void)f;
     return remove(p);
 }
 
@@ -26,11 +28,9 @@ static int count_dir(const char *path)
     DIR *d = opendir(path);
     struct dirent *e;
     int n = 0;
-    if (!d)
-        return -1;
+    if (!d) return -1;
     while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
+        if (e->d_name[0] != '.') n++;
     closedir(d);
     return n;
 }
@@ -38,14 +38,12 @@ static int count_dir(const char *path)
 static st_code put(st_store *st, const void *buf, size_t len, char hex[65])
 {
     st_upload *up = NULL;
-    st_error err = { 0 };
+    st_error err = {0};
     uint64_t size = 0;
     st_code rc = st_upload_begin(st, &up, &err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = st_upload_write(up, buf, len, &err);
-    if (!rc)
-        rc = st_upload_finish(up, hex, &size, &err);
+    if (!rc) rc = st_upload_finish(up, hex, &size, &err);
     if (rc) {
         st_upload_abort(up);
         return rc;
@@ -58,7 +56,7 @@ int main(void)
     char dir[] = "/tmp/strata-test-blobs-XXXXXX";
     char path[4200], hex[65] = "", hex2[65] = "";
     st_store *st = NULL;
-    st_error err = { 0 };
+    st_error err = {0};
     st_upload *up = NULL;
     json_t *m = NULL;
     int applied = -1, total = -1, fd = -1;
@@ -86,7 +84,8 @@ int main(void)
     CHECK(st_upload_finish(up, hex, &size, &err) == ST_OK, "finish: %s", err.msg);
     CHECK(strcmp(hex, abc_hex) == 0, "sha256(abc) = %s", hex);
     CHECK(size == 3, "size %llu", (unsigned long long)size);
-    CHECK(st_upload_fd(up) >= 0 && pread(st_upload_fd(up), buf, 3, 0) == 3 && memcmp(buf, "abc", 3) == 0,
+    CHECK(st_upload_fd(up) >= 0 && pread(st_upload_fd(up), buf, 3, 0) == 3 &&
+              memcmp(buf, "abc", 3) == 0,
           "temp readable via fd");
     CHECK(st_upload_write(up, "x", 1, &err) == ST_ERR_INVALID, "write after finish refused");
     err.code = ST_OK;
@@ -106,19 +105,20 @@ int main(void)
     /* blob_open */
     CHECK(st_blob_open(st, abc_hex, &fd, &size, &err) == ST_OK, "blob_open: %s", err.msg);
     CHECK(size == 3 && read(fd, buf, sizeof buf) == 3 && memcmp(buf, "abc", 3) == 0, "content");
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     fd = -1;
     err.code = ST_OK;
     CHECK(st_blob_open(st, "../../etc/passwd", &fd, &size, &err) == ST_ERR_INVALID, "bad digest");
     CHECK(fd == -1, "fd untouched on failure");
     err.code = ST_OK;
     CHECK(st_blob_open(st, "0000000000000000000000000000000000000000000000000000000000000000", &fd,
-                       &size, &err) == ST_ERR_NOT_FOUND, "missing blob");
+                       &size, &err) == ST_ERR_NOT_FOUND,
+          "missing blob");
     CHECK(strstr(err.msg, "not found") != NULL, "message: %s", err.msg);
     err.code = ST_OK;
     CHECK(st_blob_open(st, "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", &fd,
-                       &size, &err) == ST_ERR_INVALID, "uppercase refused");
+                       &size, &err) == ST_ERR_INVALID,
+          "uppercase refused");
     err.code = ST_OK;
 
     /* abort leaves no temp file */
@@ -132,7 +132,7 @@ int main(void)
 
     /* a model to survive the reopen */
     {
-        st_model_new mn = { .name = "keep-me" };
+        st_model_new mn = {.name = "keep-me"};
         CHECK(st_model_create(st, &mn, &m, &err) == ST_OK, "model create: %s", err.msg);
         json_decref(m);
         m = NULL;
@@ -155,7 +155,8 @@ int main(void)
     CHECK(st_open(dir, &st, &err) == ST_OK, "reopen: %s", err.msg);
     st_migration_counts(st, &applied, &total);
     CHECK(applied == 0 && total >= 1, "second open applied %d", applied);
-    CHECK(count_dir(path) == 1, "stale removed, in-flight (locked) upload kept: %d", count_dir(path));
+    CHECK(count_dir(path) == 1, "stale removed, in-flight (locked) upload kept: %d",
+          count_dir(path));
     st_upload_abort(up);
     up = NULL;
     CHECK(count_dir(path) == 0, "tmp empty");
@@ -163,13 +164,14 @@ int main(void)
     json_decref(m);
     m = NULL;
     CHECK(st_blob_open(st, abc_hex, &fd, &size, &err) == ST_OK, "blob kept");
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
 
     /* names */
-    CHECK(st_name_valid("a") && st_name_valid("Model_1.v-2") && st_name_valid("123"), "valid names");
+    CHECK(st_name_valid("a") && st_name_valid("Model_1.v-2") && st_name_valid("123"),
+          "valid names");
     CHECK(!st_name_valid("") && !st_name_valid("-a") && !st_name_valid("a/b") &&
-          !st_name_valid("a b") && !st_name_valid(NULL) && !st_name_valid(".."), "invalid names");
+              !st_name_valid("a b") && !st_name_valid(NULL) && !st_name_valid(".."),
+          "invalid names");
     {
         char longname[130];
         memset(longname, 'x', 128);
@@ -182,13 +184,14 @@ int main(void)
     CHECK(st_tag_name_valid("prod") && st_tag_name_valid("v1") && !st_tag_name_valid("12"), "tags");
 
     /* errors */
-    CHECK(strcmp(st_strerror(ST_OK), "ok") == 0 && strcmp(st_strerror(ST_ERR_CONFLICT), "conflict") == 0,
+    CHECK(strcmp(st_strerror(ST_OK), "ok") == 0 &&
+              strcmp(st_strerror(ST_ERR_CONFLICT), "conflict") == 0,
           "strerror");
     CHECK(st_strerror((st_code)99) != NULL, "strerror unknown");
     st_error_release(NULL);
     {
-        st_error e2 = { 0 };
-        st_model_new bad = { .name = "bad name" };
+        st_error e2 = {0};
+        st_model_new bad = {.name = "bad name"};
         CHECK(st_model_create(st, &bad, &m, &e2) == ST_ERR_INVALID, "bad model name");
         CHECK(e2.code == ST_ERR_INVALID && strstr(e2.msg, "bad name"), "msg: %s", e2.msg);
         /* first error wins */
@@ -198,14 +201,14 @@ int main(void)
     }
     {
         st_store *none = NULL;
-        st_error e3 = { 0 };
+        st_error e3 = {0};
         CHECK(st_open("/proc/definitely/not/here", &none, &e3) != ST_OK && none == NULL,
               "open on an impossible path fails");
     }
 
     {
         st_store *nested = NULL;
-        st_error e4 = { 0 };
+        st_error e4 = {0};
         char sub[4200];
         snprintf(sub, sizeof sub, "%s/a/b", dir);
         CHECK(st_open(sub, &nested, &e4) == ST_OK, "open creates parents: %s", e4.msg);

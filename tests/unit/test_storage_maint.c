@@ -20,14 +20,16 @@ static char dir[] = "/tmp/strata-test-maint-XXXXXX";
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
-    (void)sb; (void)flag; (void)f;
+    (void)sb;
+    (void)flag;
+    (void)f;
     return remove(p);
 }
 
 static void blob(const char *content, char hex[65])
 {
     st_upload *up = NULL;
-    st_error err = { 0 };
+    st_error err = {0};
     uint64_t size;
     if (st_upload_begin(st, &up, &err) || st_upload_write(up, content, strlen(content), &err) ||
         st_upload_finish(up, hex, &size, &err) || st_upload_commit(up, &err))
@@ -61,7 +63,7 @@ static void collect(void *ctx, const char *problem)
 
 static uint64_t verify(void)
 {
-    st_error err = { 0 };
+    st_error err = {0};
     uint64_t problems = 999;
     CHECK(st_verify(st, collect, NULL, &problems, &err) == ST_OK, "verify: %s", err.msg);
     return problems;
@@ -74,21 +76,20 @@ static int exists(const char *p)
 
 int main(void)
 {
-    st_error err = { 0 };
+    st_error err = {0};
     json_t *o = NULL;
     char a[65], b[65], pa[4200], pb[4200], orphan[4200], tmpf[4200], cachef[4200], q[300];
     uint64_t files = 0, bytes = 0, count = 0;
     int fd = -1;
 
-    if (!mkdtemp(dir) || st_open(dir, &st, &err) != ST_OK)
-        return 1;
+    if (!mkdtemp(dir) || st_open(dir, &st, &err) != ST_OK) return 1;
 
-    st_model_new mn = { .name = "g" };
+    st_model_new mn = {.name = "g"};
     CHECK(st_model_create(st, &mn, &o, &err) == ST_OK, "model");
     json_decref(o);
     blob("referenced content", a);
     blob("unreferenced", b);
-    st_version_new vn = { .model = "g", .digest = a, .size = 18, .format = "keras3-weights" };
+    st_version_new vn = {.model = "g", .digest = a, .size = 18, .format = "keras3-weights"};
     CHECK(st_version_create(st, &vn, &o, &err) == ST_OK, "version: %s", err.msg);
     json_decref(o);
     snprintf(pa, sizeof pa, "%s/blobs/sha256/%.2s/%s", dir, a, a);
@@ -97,11 +98,13 @@ int main(void)
     /* an orphan file (no row, crash between rename and row): sha256("abc") */
     snprintf(orphan, sizeof orphan, "%s/blobs/sha256/ba", dir);
     mkdir(orphan, 0755);
-    snprintf(orphan, sizeof orphan, "%s/blobs/sha256/ba/"
-             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", dir);
+    snprintf(orphan, sizeof orphan,
+             "%s/blobs/sha256/ba/"
+             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+             dir);
     write_file(orphan, "abc");
     {
-        struct timeval old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+        struct timeval old[2] = {{1000000000, 0}, {1000000000, 0}};
         utimes(orphan, old);
     }
     snprintf(tmpf, sizeof tmpf, "%s/tmp/upload-crashed", dir);
@@ -119,7 +122,8 @@ int main(void)
           (unsigned long long)files, (unsigned long long)bytes);
 
     /* make b old */
-    snprintf(q, sizeof q, "UPDATE blobs SET created_at = '2001-01-01T00:00:00Z' WHERE digest = '%s'", b);
+    snprintf(q, sizeof q,
+             "UPDATE blobs SET created_at = '2001-01-01T00:00:00Z' WHERE digest = '%s'", b);
     sql(q);
     CHECK(st_gc(st, 1, 3600, &files, &bytes, &err) == ST_OK, "gc dry 2");
     CHECK(files == 4 && bytes == 3 + 7 + 7 + 12, "dry: %llu files %llu bytes",
@@ -141,7 +145,8 @@ int main(void)
     st_upload_abort(up);
     snprintf(q, sizeof q, "%s/cache", dir);
     CHECK(exists(q), "cache/ itself kept");
-    CHECK(st_blob_stats(st, &count, &bytes, &err) == ST_OK && count == 1 && bytes == 18, "1 row left");
+    CHECK(st_blob_stats(st, &count, &bytes, &err) == ST_OK && count == 1 && bytes == 18,
+          "1 row left");
     CHECK(st_blob_open(st, b, &fd, &count, &err) == ST_ERR_NOT_FOUND, "b gone");
     err.code = ST_OK;
     CHECK(verify() == 0, "still verifies");

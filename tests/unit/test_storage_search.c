@@ -37,7 +37,7 @@ struct ver {
     double loss;
 };
 static struct ver vs[NV + 5];
-static int nvs;                 /* vs[1..nvs] */
+static int nvs; /* vs[1..nvs] */
 
 static uint64_t rng = 88172645463325252u;
 static uint64_t next(void)
@@ -50,17 +50,19 @@ static uint64_t next(void)
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
-    (void)sb; (void)flag; (void)f;
+    (void)sb;
+    (void)flag;
+    (void)f;
     return remove(p);
 }
 
 static void make_versions(void)
 {
     st_upload *up = NULL;
-    st_error err = { 0 };
+    st_error err = {0};
     uint64_t size;
     json_t *m = NULL;
-    st_model_new mn = { .name = "s" };
+    st_model_new mn = {.name = "s"};
 
     CHECK(st_model_create(st, &mn, &m, &err) == ST_OK, "model: %s", err.msg);
     json_decref(m);
@@ -80,12 +82,17 @@ static void make_versions(void)
         nvs = i;
         if (v->has_loss)
             snprintf(metrics, sizeof metrics, "{\"loss\":%.17g,\"acc\":%d}", v->loss, i);
-        else
-            snprintf(metrics, sizeof metrics, "{\"acc\":%d}", i);
-        st_version_new vn = { .model = "s", .digest = hex, .size = 1, .format = "keras2-weights",
-                              .run = v->run, .has_epoch = 1, .epoch = v->epoch, .metrics = metrics };
+        else snprintf(metrics, sizeof metrics, "{\"acc\":%d}", i);
+        st_version_new vn = {.model = "s",
+                             .digest = hex,
+                             .size = 1,
+                             .format = "keras2-weights",
+                             .run = v->run,
+                             .has_epoch = 1,
+                             .epoch = v->epoch,
+                             .metrics = metrics};
         if (i == 77) {
-            static const char *const tags[] = { "prod" };
+            static const char *const tags[] = {"prod"};
             vn.tags = tags;
             vn.ntags = 1;
         }
@@ -100,8 +107,10 @@ static int cmp_desc;
 static int cmp_ver(const void *a, const void *b)
 {
     const struct ver *x = *(const struct ver *const *)a, *y = *(const struct ver *const *)b;
-    int c = x->loss < y->loss ? -1 : x->loss > y->loss ? 1 :
-            x->number < y->number ? -1 : x->number > y->number;
+    int c = x->loss < y->loss       ? -1
+            : x->loss > y->loss     ? 1
+            : x->number < y->number ? -1
+                                    : x->number > y->number;
     (void)cmp_base;
     return cmp_desc ? -c : c;
 }
@@ -112,7 +121,7 @@ static void check_search(const char *label, const st_version_query *q)
     const struct ver *want[NV + 5];
     size_t nwant = 0, off = 0;
     json_t *out = NULL, *items;
-    st_error err = { 0 };
+    st_error err = {0};
     int64_t tagged = 77, latest = nvs;
 
     for (int i = 1; i <= nvs; i++) {
@@ -127,13 +136,11 @@ static void check_search(const char *label, const st_version_query *q)
     }
     cmp_desc = q->descending;
     qsort(want, nwant, sizeof *want, cmp_ver);
-    if (q->after)
-        off = (size_t)atoll(q->after);
+    if (q->after) off = (size_t)atoll(q->after);
     CHECK(st_version_list(st, "s", q, &out, &err) == ST_OK, "%s: %s", label, err.msg);
     items = json_object_get(out, "items");
     size_t expect = nwant > off ? nwant - off : 0;
-    if (expect > (size_t)q->limit)
-        expect = (size_t)q->limit;
+    if (expect > (size_t)q->limit) expect = (size_t)q->limit;
     CHECK(json_array_size(items) == expect, "%s: %zu items, expected %zu", label,
           json_array_size(items), expect);
     for (size_t i = 0; i < json_array_size(items) && i < expect; i++) {
@@ -144,21 +151,24 @@ static void check_search(const char *label, const st_version_query *q)
             break;
         }
     }
-    CHECK(json_is_null(json_object_get(out, "next")) == (off + expect >= nwant),
-          "%s: next cursor", label);
+    CHECK(json_is_null(json_object_get(out, "next")) == (off + expect >= nwant), "%s: next cursor",
+          label);
     json_decref(out);
     st_error_release(&err);
 }
 
 static void test_search(void)
 {
-    static const char *const runs[] = { NULL, "r3", "nosuch", "h1" };
-    static const char *const tags[] = { NULL, "prod", "latest" };
-    static const struct { int has_min, has_max; int64_t min, max; } ranges[] = {
-        { 0, 0, 0, 0 }, { 1, 0, 95, 0 }, { 0, 1, 0, 4 }, { 1, 1, 10, 70 }, { 1, 1, 40, 42 },
-        { 1, 0, 100000, 0 },
+    static const char *const runs[] = {NULL, "r3", "nosuch", "h1"};
+    static const char *const tags[] = {NULL, "prod", "latest"};
+    static const struct {
+        int has_min, has_max;
+        int64_t min, max;
+    } ranges[] = {
+        {0, 0, 0, 0},   {1, 0, 95, 0},  {0, 1, 0, 4},
+        {1, 1, 10, 70}, {1, 1, 40, 42}, {1, 0, 100000, 0},
     };
-    static const int limits[] = { 1, 5, 1000 };
+    static const int limits[] = {1, 5, 1000};
     for (size_t r = 0; r < 4; r++)
         for (size_t t = 0; t < 3; t++)
             for (size_t g = 0; g < sizeof ranges / sizeof ranges[0]; g++)
@@ -166,13 +176,20 @@ static void test_search(void)
                     for (int desc = 0; desc < 2; desc++) {
                         char label[200];
                         st_version_query q = {
-                            .run = runs[r], .tag = tags[t], .order_by = "metrics.loss",
-                            .descending = desc, .limit = limits[l],
-                            .has_min_epoch = ranges[g].has_min, .min_epoch = ranges[g].min,
-                            .has_max_epoch = ranges[g].has_max, .max_epoch = ranges[g].max,
+                            .run = runs[r],
+                            .tag = tags[t],
+                            .order_by = "metrics.loss",
+                            .descending = desc,
+                            .limit = limits[l],
+                            .has_min_epoch = ranges[g].has_min,
+                            .min_epoch = ranges[g].min,
+                            .has_max_epoch = ranges[g].has_max,
+                            .max_epoch = ranges[g].max,
                         };
-                        snprintf(label, sizeof label, "run=%s tag=%s epochs %d:%lld..%d:%lld "
-                                 "limit %d %s", runs[r] ? runs[r] : "-", tags[t] ? tags[t] : "-",
+                        snprintf(label, sizeof label,
+                                 "run=%s tag=%s epochs %d:%lld..%d:%lld "
+                                 "limit %d %s",
+                                 runs[r] ? runs[r] : "-", tags[t] ? tags[t] : "-",
                                  ranges[g].has_min, (long long)ranges[g].min, ranges[g].has_max,
                                  (long long)ranges[g].max, limits[l], desc ? "desc" : "asc");
                         check_search(label, &q);
@@ -189,24 +206,32 @@ static void test_search(void)
  * nor scan a table. */
 static void check_plans(sqlite3 *db, const char *when)
 {
-    static const struct { const char *order_by; const char *run, *tag; int min, narrow, sorts; } f[] = {
-        { "metrics.loss", NULL, NULL, 0, 0, 0 },
-        { "metrics.loss", "r3", NULL, 0, 0, 0 },
-        { "metrics.loss", NULL, NULL, 1, 0, 0 },
-        { "metrics.loss", "r3", NULL, 1, 0, 0 },
-        { "metrics.loss", NULL, NULL, 1, 1, 1 },     /* few versions: read, then sort them */
-        { "metrics.loss", "r3", NULL, 1, 1, 1 },
-        { "metrics.loss", NULL, "prod", 0, 0, 1 },   /* one version */
-        { "metrics.loss", NULL, "latest", 0, 0, 1 },
-        { NULL, NULL, NULL, 0, 0, 0 },
-        { "version", "r3", NULL, 0, 0, 0 },
-        { "epoch", NULL, NULL, 0, 0, 0 },
-        { "epoch", "r3", NULL, 1, 0, 0 },
+    static const struct {
+        const char *order_by;
+        const char *run, *tag;
+        int min, narrow, sorts;
+    } f[] = {
+        {"metrics.loss", NULL, NULL, 0, 0, 0},
+        {"metrics.loss", "r3", NULL, 0, 0, 0},
+        {"metrics.loss", NULL, NULL, 1, 0, 0},
+        {"metrics.loss", "r3", NULL, 1, 0, 0},
+        {"metrics.loss", NULL, NULL, 1, 1, 1}, /* few versions: read, then sort them */
+        {"metrics.loss", "r3", NULL, 1, 1, 1},
+        {"metrics.loss", NULL, "prod", 0, 0, 1}, /* one version */
+        {"metrics.loss", NULL, "latest", 0, 0, 1},
+        {NULL, NULL, NULL, 0, 0, 0},
+        {"version", "r3", NULL, 0, 0, 0},
+        {"epoch", NULL, NULL, 0, 0, 0},
+        {"epoch", "r3", NULL, 1, 0, 0},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         for (int desc = 0; desc < 2; desc++) {
-            st_version_query q = { .order_by = f[i].order_by, .run = f[i].run, .tag = f[i].tag,
-                                   .has_min_epoch = f[i].min, .min_epoch = 3, .descending = desc };
+            st_version_query q = {.order_by = f[i].order_by,
+                                  .run = f[i].run,
+                                  .tag = f[i].tag,
+                                  .has_min_epoch = f[i].min,
+                                  .min_epoch = 3,
+                                  .descending = desc};
             char sql[1100] = "EXPLAIN QUERY PLAN ", plan[2000] = "";
             sqlite3_stmt *s = NULL;
             CHECK(st_version_list_sql(&q, f[i].narrow, sql + 19, sizeof sql - 19) == 0, "sql");
@@ -215,7 +240,8 @@ static void check_plans(sqlite3 *db, const char *when)
                 continue;
             }
             while (sqlite3_step(s) == SQLITE_ROW) {
-                strncat(plan, (const char *)sqlite3_column_text(s, 3), sizeof plan - strlen(plan) - 2);
+                strncat(plan, (const char *)sqlite3_column_text(s, 3),
+                        sizeof plan - strlen(plan) - 2);
                 strcat(plan, "; ");
             }
             sqlite3_finalize(s);
@@ -247,9 +273,9 @@ static void test_plans(void)
 static void put(const char *run, size_t nm, const char *const *m, size_t ne, const int64_t *e,
                 const double *v)
 {
-    st_error err = { 0 };
-    st_history_batch b = { .run = run, .nmetrics = nm, .metrics = m, .nepochs = ne,
-                           .epochs = e, .values = v };
+    st_error err = {0};
+    st_history_batch b = {
+        .run = run, .nmetrics = nm, .metrics = m, .nepochs = ne, .epochs = e, .values = v};
     CHECK(st_history_put(st, "s", &b, NULL, NULL, &err) == ST_OK, "put %s: %s", run, err.msg);
     st_error_release(&err);
 }
@@ -259,11 +285,10 @@ static void check_runs(const char *when)
 {
     st_history *h = NULL;
     json_t *out = NULL;
-    st_error err = { 0 };
+    st_error err = {0};
     CHECK(st_history_get(st, "s", NULL, &h, &err) == ST_OK, "%s: get: %s", when, err.msg);
     CHECK(st_run_list(st, "s", 1000, NULL, &out, &err) == ST_OK, "%s: runs: %s", when, err.msg);
-    if (!h || !out)
-        goto out;
+    if (!h || !out) goto out;
     CHECK(json_array_size(json_object_get(out, "items")) == h->nruns, "%s: run count", when);
     for (size_t k = 0; k < h->nruns && k < json_array_size(json_object_get(out, "items")); k++) {
         const st_history_run *r = &h->runs[k];
@@ -275,7 +300,8 @@ static void check_runs(const char *when)
               (long long)json_integer_value(json_object_get(it, "epochs")), r->nepochs);
         if (r->nepochs) {
             CHECK(json_integer_value(json_object_get(it, "first_epoch")) == r->epochs[0] &&
-                  json_integer_value(json_object_get(it, "last_epoch")) == r->epochs[r->nepochs - 1],
+                      json_integer_value(json_object_get(it, "last_epoch")) ==
+                          r->epochs[r->nepochs - 1],
                   "%s: run %s first/last", when, r->run);
         } else {
             CHECK(json_is_null(json_object_get(it, "first_epoch")), "%s: no first", when);
@@ -296,8 +322,9 @@ static void check_runs(const char *when)
             }
             json_t *b = json_object_get(best, r->metrics[j]);
             CHECK(b && json_real_value(json_object_get(b, "value")) == bv &&
-                  json_integer_value(json_object_get(b, "epoch")) == be &&
-                  strcmp(json_string_value(json_object_get(b, "mode")), is_max ? "max" : "min") == 0,
+                      json_integer_value(json_object_get(b, "epoch")) == be &&
+                      strcmp(json_string_value(json_object_get(b, "mode")),
+                             is_max ? "max" : "min") == 0,
                   "%s: run %s best %s: %g@%lld", when, r->run, r->metrics[j], bv, (long long)be);
         }
     }
@@ -309,14 +336,14 @@ out:
 
 static void test_runs(void)
 {
-    static const char *const m3[] = { "loss", "val_acc", "lr" };
+    static const char *const m3[] = {"loss", "val_acc", "lr"};
     enum { N = 400 };
     static int64_t e[N];
     static double v[N * 3];
     for (int i = 0; i < N; i++) {
         e[i] = i * 2;
         for (int j = 0; j < 3; j++)
-            v[i * 3 + j] = i % 7 == j ? NAN : (double)(next() % 50) / 4;   /* holes, ties */
+            v[i * 3 + j] = i % 7 == j ? NAN : (double)(next() % 50) / 4; /* holes, ties */
     }
     put("h1", 3, m3, N, e, v);
     check_runs("after a batch");
@@ -330,8 +357,8 @@ static void test_runs(void)
     }
     put("h1", 3, m3, N / 2, e, v);
     {
-        static const int64_t e1[] = { 5 };
-        static const double v1[] = { 0.5 };
+        static const int64_t e1[] = {5};
+        static const double v1[] = {0.5};
         put("h2", 1, m3, 1, e1, v1);
     }
     check_runs("after re-posts");
@@ -339,18 +366,23 @@ static void test_runs(void)
      * at a new one (100001), and twice at an epoch holding that metric only
      * (100003: the second REPLACE must not count the epoch again) */
     for (int i = 0; i < 4; i++) {
-        static const int64_t at[] = { 2, 100001, 100003, 100003 };
-        st_error err = { 0 };
+        static const int64_t at[] = {2, 100001, 100003, 100003};
+        st_error err = {0};
         json_t *o = NULL;
-        st_version_new vn = { .model = "s", .digest = hex, .size = 1, .format = "keras2-weights",
-                              .run = "h1", .has_epoch = 1, .epoch = at[i],
-                              .metrics = i < 2 ? "{\"loss\":-1,\"val_acc\":99}" : "{\"loss\":-1}" };
+        st_version_new vn = {.model = "s",
+                             .digest = hex,
+                             .size = 1,
+                             .format = "keras2-weights",
+                             .run = "h1",
+                             .has_epoch = 1,
+                             .epoch = at[i],
+                             .metrics = i < 2 ? "{\"loss\":-1,\"val_acc\":99}" : "{\"loss\":-1}"};
         CHECK(st_version_create(st, &vn, &o, &err) == ST_OK, "checkpoint: %s", err.msg);
         json_decref(o);
         st_error_release(&err);
         nvs++;
-        vs[nvs] = (struct ver){ .number = nvs, .epoch = vn.epoch, .run = "h1", .has_loss = 1,
-                                .loss = -1 };
+        vs[nvs] =
+            (struct ver){.number = nvs, .epoch = vn.epoch, .run = "h1", .has_loss = 1, .loss = -1};
     }
     check_runs("after checkpoints");
 }
@@ -361,20 +393,22 @@ static void test_backfill(void)
 {
     char path[300];
     sqlite3 *db = NULL;
-    st_error err = { 0 };
+    st_error err = {0};
     snprintf(path, sizeof path, "%s/strata.db", dir);
     st_close(st);
     st = NULL;
     CHECK(sqlite3_open(path, &db) == SQLITE_OK, "open db");
     /* Back to the schema before 0004/0005, rows kept. */
-    CHECK(sqlite3_exec(db, "DROP TRIGGER history_epoch_added; DROP TRIGGER history_epoch_removed;"
+    CHECK(sqlite3_exec(db,
+                       "DROP TRIGGER history_epoch_added; DROP TRIGGER history_epoch_removed;"
                        "DROP TRIGGER history_epoch_moved; DROP INDEX history_best;"
                        "ALTER TABLE runs DROP COLUMN epochs;"
                        "DROP TRIGGER version_metrics_run_set; DROP TRIGGER versions_run_moved;"
                        "DROP INDEX version_metrics_run; DROP INDEX versions_epoch;"
                        "ALTER TABLE version_metrics DROP COLUMN run;"
                        "DELETE FROM schema_migrations WHERE name IN ('0004_run_summary',"
-                       "'0005_version_search')", NULL, NULL, NULL) == SQLITE_OK,
+                       "'0005_version_search')",
+                       NULL, NULL, NULL) == SQLITE_OK,
           "downgrade: %s", sqlite3_errmsg(db));
     sqlite3_close(db);
     CHECK(st_open(dir, &st, &err) == ST_OK, "reopen: %s", err.msg);
@@ -385,9 +419,8 @@ static void test_backfill(void)
 
 int main(void)
 {
-    st_error err = { 0 };
-    if (!mkdtemp(dir))
-        return 1;
+    st_error err = {0};
+    if (!mkdtemp(dir)) return 1;
     if (st_open(dir, &st, &err) != ST_OK) {
         fprintf(stderr, "open: %s\n", err.msg);
         return 1;

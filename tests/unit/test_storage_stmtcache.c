@@ -18,7 +18,9 @@
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
-    (void)sb; (void)flag; (void)f;
+    (void)sb;
+    (void)flag;
+    (void)f;
     return remove(p);
 }
 
@@ -88,8 +90,8 @@ int main(void)
     st_rend(st, db);
     CHECK(st_generation(st) == g1, "a read leaves the generation alone");
     CHECK(st_wbegin(st, &db, &err) == ST_OK, "%s", err.msg);
-    CHECK(st_exec(db, &err, "ALTER TABLE t_cache ADD COLUMN y INTEGER DEFAULT 3", NULL) == ST_OK, "%s",
-          err.msg);
+    CHECK(st_exec(db, &err, "ALTER TABLE t_cache ADD COLUMN y INTEGER DEFAULT 3", NULL) == ST_OK,
+          "%s", err.msg);
     CHECK(st_exec(db, &err, "INSERT INTO t_cache (x) VALUES (8)", NULL) == ST_OK, "%s", err.msg);
     CHECK(st_wend(st, ST_OK, &err) == ST_OK, "%s", err.msg);
     CHECK(st_rbegin(st, &db, &err) == ST_OK, "%s", err.msg);
