@@ -12,21 +12,15 @@ import warnings
 import numpy as np
 import pytest
 
+from conftest import learnable_task
+
 import keras
 import strata
 from strata.keras import StrataCheckpoint, StrataWarning, load_weights, resume
 
-N, VAL = 256, 64
-
-
 @pytest.fixture(scope="module")
 def data():
-    """A learnable task: the label is the argmax of a fixed linear map of the pixels."""
-    rng = np.random.default_rng(7)
-    w = rng.normal(size=(28 * 28, 10)).astype("float32")
-    x = rng.random((N + VAL, 28, 28, 1), dtype=np.float32)
-    y = np.argmax(x.reshape(len(x), -1) @ w, axis=1)
-    return x[:N], y[:N], x[N:], y[N:]
+    return learnable_task(seed=7)
 
 
 def seed_cnn(head=10, head_name=None, lr=1e-3):
